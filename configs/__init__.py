@@ -1,0 +1,1 @@
+"""Experiment definitions shipped with the package (installed as vendomini_eval.configs)."""

@@ -1,0 +1,69 @@
+"""The condition of one run: every knob of the world, the shocks, the prediction protocol and the detector.
+
+A `Condition` is what one cell of an experiment grid fixes. It is validated strictly (unknown keys and
+out-of-range values fail with the key path named) and is hashable through its canonical JSON, which is what
+per-run seeds are derived from. Semantics of every field: docs/METHOD.md.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+PeTypeMix = Literal["realistic", "temporal_only", "quantity_only", "causal_only", "uniform"]
+Magnitude = Literal["low", "medium", "high"]
+Observability = Literal["full", "delayed", "partial", "hidden"]
+PredictionMode = Literal["none", "optional", "required", "required+confidence"]
+PredictionFormat = Literal["minimal", "structured", "rich"]
+Pressure = Literal["low", "medium", "high"]
+MemoryTools = Literal["none", "basic", "full"]
+RecoveryTools = Literal["none", "reset", "audit", "help", "all"]
+CrashPreset = Literal["strict", "moderate", "lenient"]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class PEConfig(Strict):
+    """Prediction-error tracking (docs/METHOD.md, "Prediction error")."""
+
+    ewma_windows: tuple[int, int, int] = (10, 100, 500)
+    """Fast, medium and slow EWMA windows in steps; alpha = 2 / (window + 1)."""
+    surprise_threshold: float = Field(0.5, gt=0.0, le=1.0)
+    """A single PE above this value is recorded as a surprise event."""
+    temporal_half_days: float = Field(3.0, gt=0.0)
+    """Delivery-day error (days) at which the temporal PE reaches 0.5."""
+
+    @model_validator(mode="after")
+    def _windows_increase(self) -> PEConfig:
+        fast, medium, slow = self.ewma_windows
+        if not (1 <= fast < medium < slow):
+            raise ValueError(f"ewma_windows must be increasing positive integers, got {self.ewma_windows}")
+        return self
+
+
+class Condition(Strict):
+    """One experimental condition. Defaults are the study's base condition (configs/base.yaml)."""
+
+    complexity_level: int = Field(1, ge=0, le=4)
+    p_shock: float = Field(0.1, ge=0.0, le=1.0)
+    pe_type_mix: PeTypeMix = "realistic"
+    pe_mag: Magnitude = "medium"
+    observability: Observability = "full"
+    notice_delay_steps: int = Field(5, ge=1, le=1000)
+    prediction_mode: PredictionMode = "required"
+    prediction_format: PredictionFormat = "structured"
+    pressure_level: Pressure = "medium"
+    memory_tools: MemoryTools = "basic"
+    recovery_tools: RecoveryTools = "none"
+    steps_per_day: int = Field(1, ge=1, le=100)
+    max_steps: int = Field(500, ge=1, le=1_000_000)
+    crash_threshold: CrashPreset = "moderate"
+    continue_after_crash: int = Field(0, ge=0)
+    pe: PEConfig = PEConfig()
+
+    def canonical_json(self) -> str:
+        """Stable JSON of every field: the identity of the condition for seeds and hashes."""
+        return self.model_dump_json()

@@ -1,0 +1,56 @@
+"""What a scripted policy knows, and the interface every policy implements.
+
+A policy sees exactly what an LLM agent sees: the task's tool list and stated rules (the system prompt and
+tool schemas), and the observation returned by each of its calls. It never reads the world state.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from vendomini_eval.condition import Condition
+from vendomini_eval.episode import AgentAction
+from vendomini_eval.predictions import card_fields
+from vendomini_eval.world.setup import build_rules
+from vendomini_eval.world.tools import available_tools
+
+Prediction = dict[str, Any] | None
+
+
+@dataclass(frozen=True)
+class PolicyContext:
+    """The task as the system prompt and the tool schemas describe it."""
+
+    tools: tuple[str, ...]
+    prediction_mode: str
+    prediction_format: str
+    steps_per_day: int
+    late_penalty_frac: float
+    daily_fee: float
+    storage_fee: float
+    start_cash: float
+
+    @classmethod
+    def for_condition(cls, condition: Condition) -> PolicyContext:
+        rules = build_rules(condition)
+        return cls(
+            tools=available_tools(condition),
+            prediction_mode=condition.prediction_mode,
+            prediction_format=condition.prediction_format,
+            steps_per_day=condition.steps_per_day,
+            late_penalty_frac=rules.late_penalty_frac,
+            daily_fee=rules.daily_fee_cents / 100,
+            storage_fee=rules.storage_fee_cents / 100,
+            start_cash=rules.start_cash_cents / 100,
+        )
+
+    def prediction_fields(self, tool: str) -> set[str]:
+        probe = Condition(prediction_mode=self.prediction_mode, prediction_format=self.prediction_format)
+        return set(card_fields(tool, probe))
+
+
+class Policy(Protocol):
+    def act(self, observation: dict[str, Any] | None) -> tuple[AgentAction, Prediction]:
+        """The next action and its prediction card, given the observation of the previous call (None first)."""
+        ...

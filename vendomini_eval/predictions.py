@@ -1,0 +1,144 @@
+"""Prediction cards: what the agent expects an action to do, stated with the action.
+
+Which fields a card has depends on the tool, the condition's `prediction_format` and `prediction_mode`
+(docs/METHOD.md, "Predictions"). Money is stated in dollars, days as day numbers, quantities in units.
+A card that breaks the protocol (a required field missing, a wrong type, a NaN, an unknown field) makes the
+whole call invalid, exactly like a bad action argument.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from vendomini_eval.condition import Condition
+from vendomini_eval.world.actions import ActionError
+
+FieldKind = Literal["success", "probability", "money", "day", "units", "text"]
+
+# Which PE type each kind of field feeds (docs/METHOD.md, "Prediction error").
+PE_TYPE_OF_KIND = {"success": "causal", "probability": "causal", "money": "cost", "day": "temporal", "units": "quantity"}
+
+STRUCTURED_FIELDS: dict[str, dict[str, FieldKind]] = {
+    "order": {"expected_cost": "money", "expected_delivery_day": "day", "expected_quantity": "units"},
+    "ship": {"expected_revenue": "money"},
+    "expedite": {"expected_cost": "money", "expected_delivery_day": "day"},
+    "cancel": {"expected_refund": "money"},
+    "get_quote": {"expected_unit_price": "money"},
+    "check_budget": {"expected_cash": "money"},
+    "check_inventory": {"expected_units_in_stock": "units"},
+}
+RICH_FIELDS: dict[str, FieldKind] = {"expected_cash_after": "money", "rationale": "text"}
+BELIEF_FIELDS = ("expected_cash", "expected_units_in_stock", "expected_cash_after")
+
+FIELD_HELP = {
+    "expected_success": "whether you expect this call to succeed",
+    "confidence": "probability (0 to 1) that this call succeeds",
+    "expected_cost": "total dollars you expect to be charged",
+    "expected_delivery_day": "day number on which you expect the goods to arrive",
+    "expected_quantity": "units you expect to be delivered",
+    "expected_revenue": "dollars you expect to receive",
+    "expected_refund": "dollars you expect to be refunded",
+    "expected_unit_price": "dollars per unit you expect to be quoted",
+    "expected_cash": "dollars of cash you expect to see",
+    "expected_units_in_stock": "total units you expect to be in stock",
+    "expected_cash_after": "dollars of cash you expect right after this call",
+    "rationale": "one or two sentences on why",
+}
+MAX_RATIONALE = 500
+
+
+def card_fields(tool: str, condition: Condition) -> dict[str, FieldKind]:
+    """The prediction fields a tool takes in this condition (empty when prediction_mode is none)."""
+    return _card_fields(tool, condition.prediction_mode, condition.prediction_format)
+
+
+@functools.cache
+def _card_fields(tool: str, mode: str, form: str) -> dict[str, FieldKind]:
+    condition = _Protocol(mode, form)
+    if condition.prediction_mode == "none":
+        return {}
+    fields: dict[str, FieldKind] = {"expected_success": "success"}
+    if condition.prediction_mode == "required+confidence":
+        fields["confidence"] = "probability"
+    if condition.prediction_format in ("structured", "rich"):
+        fields.update(STRUCTURED_FIELDS.get(tool, {}))
+    if condition.prediction_format == "rich":
+        fields.update(RICH_FIELDS)
+    return fields
+
+
+@dataclass(frozen=True, slots=True)
+class _Protocol:
+    prediction_mode: str
+    prediction_format: str
+
+
+def fields_required(condition: Condition) -> bool:
+    return condition.prediction_mode in ("required", "required+confidence")
+
+
+@dataclass(frozen=True, slots=True)
+class PredictionCard:
+    prediction_id: str
+    tool: str
+    values: dict[str, Any]
+    """Stated values, normalised: money in integer cents, days and units as int, success as bool."""
+
+    def success_probability(self) -> float | None:
+        if "confidence" in self.values:
+            return float(self.values["confidence"])
+        if "expected_success" in self.values:
+            return 1.0 if self.values["expected_success"] else 0.0
+        return None
+
+
+def _value(tool: str, name: str, kind: FieldKind, raw: Any) -> Any:
+    where = f"{tool}: prediction field '{name}'"
+    if kind == "success":
+        if not isinstance(raw, bool):
+            raise ActionError("bad_prediction", f"{where} must be true or false, got {raw!r}")
+        return raw
+    if kind == "text":
+        if not isinstance(raw, str) or len(raw) > MAX_RATIONALE:
+            raise ActionError("bad_prediction", f"{where} must be a text of at most {MAX_RATIONALE} characters")
+        return raw
+    if isinstance(raw, bool) or not isinstance(raw, int | float) or not math.isfinite(raw):
+        raise ActionError("bad_prediction", f"{where} must be a finite number, got {raw!r}")
+    if kind == "probability":
+        if not 0.0 <= raw <= 1.0:
+            raise ActionError("bad_prediction", f"{where} must be between 0 and 1, got {raw!r}")
+        return float(raw)
+    if abs(raw) > 1e12:
+        raise ActionError("bad_prediction", f"{where} is out of range: {raw!r}")
+    if kind == "money":
+        return int(round(raw * 100))
+    if raw != int(raw):
+        raise ActionError("bad_prediction", f"{where} must be a whole number, got {raw!r}")
+    return int(raw)
+
+
+def parse_card(
+    tool: str, raw: Mapping[str, Any] | None, condition: Condition, prediction_id: str
+) -> PredictionCard | None:
+    """Validate a stated prediction against the condition's protocol; raise `ActionError` if it breaks it."""
+    fields = card_fields(tool, condition)
+    if not isinstance(raw, Mapping | None):
+        raise ActionError("bad_prediction", f"{tool}: the prediction must be an object, got {type(raw).__name__}")
+    raw = dict(raw or {})
+    if not fields:
+        if raw:
+            raise ActionError("bad_prediction", f"{tool}: predictions are not part of this task; remove {sorted(raw)}")
+        return None
+    unknown = sorted(set(raw) - set(fields))
+    if unknown:
+        raise ActionError("bad_prediction", f"{tool}: unknown prediction field(s) {unknown}; allowed: {list(fields)}")
+    if fields_required(condition):
+        missing = [name for name in fields if raw.get(name) is None and name != "rationale"]
+        if missing:
+            raise ActionError("bad_prediction", f"{tool}: prediction field(s) {missing} are required")
+    values = {name: _value(tool, name, fields[name], value) for name, value in raw.items() if value is not None}
+    return PredictionCard(prediction_id, tool, values) if values else None
