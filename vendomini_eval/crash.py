@@ -78,7 +78,7 @@ class CrashSignal:
     detected_step: int
     resolved_step: int
     severity: Severity
-    evidence: dict[str, Any] = field(default_factory=dict)
+    evidence: dict[str, Any] = field(default_factory=dict, hash=False)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable form (evidence holds only str, int, float, lists and dicts of them)."""
@@ -274,15 +274,15 @@ class _Pending:
         self.post_events = 0  # events after detection (window-count detectors)
 
 
-# Detector slots: the two stall rules are separate slots of one crash type.
-_RUN_SLOTS = ("looping", "slow_divergence", "stall", "stall_no_tool")
-_COUNT_SLOTS = ("invalid_burst", "budget_denial", "decoupling")
-_SLOT_TYPE = {slot: ("stall" if slot == "stall_no_tool" else slot) for slot in (*_RUN_SLOTS, *_COUNT_SLOTS)}
-_SLOT_TYPE["exploration_collapse"] = "exploration_collapse"
+# Detector slot -> crash type: one slot per detector, except stall's two rules (each with its own candidate).
+_SLOT_TYPE = {**{t: t for t in CRASH_TYPES}, "stall_no_tool": "stall"}
 
 
 class CrashDetector:
-    """Watches the step stream of one run. `observe(facts)` once per step, steps in order."""
+    """Watches the step stream of one run: call `observe(facts)` once per step, in step order.
+
+    `n_tools_available` (the size of the condition's tool set) normalises the exploration entropy; with fewer
+    than 2 tools that detector is off. The detector keeps working after the crash (continue_after_crash)."""
 
     def __init__(self, thresholds: DetectorThresholds, n_tools_available: int) -> None:
         th = self.thresholds = thresholds
@@ -422,6 +422,7 @@ class CrashDetector:
             decoupling = "acted_against_prediction"
         elif (
             spend > 0
+            and budget != "spend_above_cash"  # beyond real cash too: budget_denial's business
             and self._belief_offset is not None
             and prev is not None
             and f.step - self._belief_step <= th.decoupling_belief_max_age
@@ -535,8 +536,8 @@ class CrashDetector:
             r = self.thresholds.confirm_steps
             if t - pending.detected >= r:
                 hard = pending.post_events >= window.rate * r - 1e-9
-                severity, how = ("hard", "persisted") if hard else ("soft", "recovered")
-                out.append(self._finalise(slot, pending, severity, t, how))
+                severity: Severity = "hard" if hard else "soft"
+                out.append(self._finalise(slot, pending, severity, t, "persisted" if hard else "recovered"))
         elif window.triggered(t):
             evidence: dict[str, Any] = {"window": window.width, "events": len(window.events)}
             evidence["kinds"] = window.kinds()
@@ -549,7 +550,8 @@ class CrashDetector:
         pending, holds = self._pending["exploration_collapse"], self._collapse_holds(t)
         if pending is not None:
             if t - pending.detected >= self.thresholds.confirm_steps:
-                severity, how = ("hard", "persisted") if holds else ("soft", "recovered")
+                severity: Severity = "hard" if holds else "soft"
+                how = "persisted" if holds else "recovered"
                 out.append(self._finalise("exploration_collapse", pending, severity, t, how))
         elif holds:
             # Onset: start of the trailing run of steps that use only the tools of the window's recent half.

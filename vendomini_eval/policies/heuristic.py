@@ -70,14 +70,15 @@ class HeuristicPolicy:
     def _on_error(self, tool: str, args: dict[str, Any], error: str | None) -> None:
         b = self.beliefs
         if tool == "order" and error in ("not_carried", "below_min_order", "tool_down"):
-            b.failed_offers[(args["supplier_id"], args["sku_id"])] = b.day
+            b.failed_offers[(args.get("supplier_id"), args.get("sku_id"))] = b.day
             b.last_check.pop("check_catalogue", None)
         elif tool == "order" and error == "insufficient_funds":
             b.last_check.pop("check_budget", None)
         elif tool == "order" and error == "over_capacity":
             b.last_check.pop("check_inventory", None)
         elif tool == "ship":
-            b.customer_orders.pop(args["order_id"], None) if error == "unknown_order" else None
+            if error == "unknown_order":
+                b.customer_orders.pop(args.get("order_id"), None)
             b.last_check.pop("check_inventory", None)
 
     def _seen_check_orders(self, result: dict[str, Any], _: dict[str, Any]) -> None:

@@ -1,0 +1,132 @@
+"""The `vendomini` command: `plan` shows an experiment's grid, `simulate` runs one episode directly."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from vendomini_eval.condition import Condition
+from vendomini_eval.experiments import (
+    Experiment,
+    ExperimentConfigError,
+    derive_run_seed,
+    format_plan,
+    load_experiment,
+)
+from vendomini_eval.policies import FAULTS, POLICIES
+from vendomini_eval.runner import run_policy
+
+
+def _select_condition(experiment: Experiment, selector: str | None) -> tuple[int, Condition]:
+    """A condition by index or by label; the only condition when the experiment has one."""
+    if selector is None:
+        if len(experiment.conditions) == 1:
+            return 0, experiment.conditions[0]
+        raise SystemExit(
+            f"{experiment.name} has {len(experiment.conditions)} conditions: choose one with --condition "
+            f"(an index or a label; `vendomini plan {experiment.source}` lists them)"
+        )
+    if selector.isdigit():
+        index = int(selector)
+        if index >= len(experiment.conditions):
+            raise SystemExit(f"--condition {index}: {experiment.name} has {len(experiment.conditions)} conditions")
+        return index, experiment.conditions[index]
+    if selector in experiment.labels:
+        index = experiment.labels.index(selector)
+        return index, experiment.conditions[index]
+    raise SystemExit(f"--condition '{selector}' is not a condition of {experiment.name}; see `vendomini plan`")
+
+
+def _print_summary(label: str, summary: dict) -> None:
+    pe = summary["pe"]
+    outcome = (
+        f"crashed: {summary['crash_type']} at step {summary['time_to_crash']} "
+        f"(detected at step {summary['crash']['detected_step']})"
+        if summary["crashed"]
+        else f"no crash (censored at step {summary['time_to_crash']})"
+    )
+    lines = [
+        f"condition      {label}",
+        f"policy         {summary['policy']}" + (f" (fault {summary['fault']} from step {summary['onset']})"
+                                                  if summary["fault"] else ""),
+        f"seed           {summary['seed']}",
+        f"steps          {summary['steps']} ({summary['days']} days)",
+        f"outcome        {outcome}",
+        f"business       {'failed: ' + summary['terminated'] if summary['terminated'] else 'running'}; "
+        f"net worth ${summary['net_worth']:.2f}, cash ${summary['cash']:.2f}",
+        f"orders         {summary['counters']['orders_shipped']} shipped, {summary['counters']['orders_failed']} "
+        f"expired, of {summary['counters']['orders_received']}",
+        f"shocks         {summary['shocks']}",
+        "PE totals      "
+        + ", ".join(f"{t} {pe[t]['sum']:.2f}/{pe[t]['count']}" for t in ("temporal", "quantity", "cost", "causal")),
+        f"PE combined    mean {pe['combined']['mean'] or 0:.4f}, surprises {pe['surprise_count']}"
+        + (f", Brier {pe['brier_mean']:.4f}" if pe["brier_mean"] is not None else ""),
+    ]  # fmt: skip
+    print("\n".join(lines))
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    print(format_plan(load_experiment(args.config)))
+    return 0
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    experiment = load_experiment(args.config)
+    index, condition = _select_condition(experiment, args.condition)
+    if args.steps is not None:
+        condition = Condition.model_validate({**condition.model_dump(), "max_steps": args.steps})
+    seed = args.seed if args.seed is not None else derive_run_seed(experiment.seed, condition, args.replication)
+    if (args.fault is None) != (args.onset is None):
+        raise SystemExit("--fault and --onset go together")
+    output = run_policy(condition, seed, args.policy, fault=args.fault, onset=args.onset)
+    summary = {"experiment": experiment.name, "condition_index": index, "condition": condition.model_dump(),
+               **output.summary}  # fmt: skip
+    if args.trace:
+        trace = {"columns": output.episode.trace.columns(), "signals": output.episode.trace.signals}
+        Path(args.trace).write_text(json.dumps(trace))
+    if args.json:
+        print(json.dumps(summary, indent=2))
+    else:
+        _print_summary(experiment.labels[index], summary)
+        if args.trace:
+            print(f"trace          {args.trace}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="vendomini", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    plan = sub.add_parser("plan", help="show an experiment's conditions and run counts")
+    plan.add_argument("config", help="experiment YAML, or a shipped name such as phase1")
+    plan.set_defaults(func=cmd_plan)
+
+    sim = sub.add_parser("simulate", help="run one episode with a scripted policy, without Inspect")
+    sim.add_argument("--config", default="base", help="experiment YAML or shipped name (default: base)")
+    sim.add_argument("--condition", help="condition index or label (see `vendomini plan`)")
+    sim.add_argument("--policy", choices=POLICIES, default="heuristic")
+    sim.add_argument("--fault", choices=FAULTS, help="inject this breakdown into the heuristic")
+    sim.add_argument("--onset", type=int, help="step at which the fault starts")
+    sim.add_argument("--seed", type=int, help="run seed (default: derived from the experiment seed)")
+    sim.add_argument("--replication", type=int, default=0, help="replication whose derived seed to use")
+    sim.add_argument("--steps", type=int, help="override max_steps")
+    sim.add_argument("--json", action="store_true", help="print the summary as JSON")
+    sim.add_argument("--trace", help="write the per-step trace (columns and signals) to this JSON file")
+    sim.set_defaults(func=cmd_simulate)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except ExperimentConfigError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,126 @@
+"""Fault-injected variants of the heuristic: competent until `onset`, then one known breakdown.
+
+They give the crash detector ground truth: the crash type is the fault's name and the true onset is the first
+step at which the fault acts. Each fault reproduces the behaviour its detector is meant to catch
+(docs/METHOD.md, "Detector validation").
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from vendomini_eval.episode import AgentAction
+from vendomini_eval.policies.base import PolicyContext, Prediction
+from vendomini_eval.policies.heuristic import HeuristicPolicy
+
+FAULTS = (
+    "looping", "invalid_burst", "budget_denial", "decoupling", "exploration_collapse", "slow_divergence", "stall",
+)  # fmt: skip
+
+# Calls a model might send by mistake: an unknown tool, a missing argument, a wrong type, a stale id.
+MALFORMED_CALLS: tuple[tuple[str, dict[str, Any]], ...] = (
+    ("restock_all", {}),
+    ("order", {"sku_id": "SKU-01", "quantity": 5}),
+    ("order", {"supplier_id": "S1", "sku_id": "SKU-01", "quantity": "ten"}),
+    ("ship", {"order_id": "C-0"}),
+)
+INVALID_SHARE = 0.85
+BELIEF_DRIFT_PER_STEP = 0.04  # slow_divergence: relative growth of the cash belief per step after onset
+
+
+class FaultyHeuristic(HeuristicPolicy):
+    def __init__(self, context: PolicyContext, seed: int = 0, *, fault: str, onset: int) -> None:
+        if fault not in FAULTS:
+            raise ValueError(f"unknown fault '{fault}'; choose one of {', '.join(FAULTS)}")
+        if onset < 1:
+            raise ValueError(f"onset must be a step number >= 1, got {onset}")
+        super().__init__(context, seed)
+        self.fault = fault
+        self.onset = onset
+        self._faulty_steps = 0
+        self._frozen_cash: float | None = None
+
+    def act(self, observation: dict[str, Any] | None) -> tuple[AgentAction, Prediction]:
+        step = self.beliefs.step + (observation is not None) + 1  # the step this action will be
+        if step < self.onset:
+            return super().act(observation)
+        self.observe(observation)
+        self._faulty_steps += 1
+        tool, args, card = getattr(self, f"_{self.fault}")()
+        self._last = (tool, args)
+        return AgentAction(tool, args), card or None
+
+    # Each fault returns (tool, arguments, prediction card or None).
+    def _normal(self) -> tuple[str, dict[str, Any], dict[str, Any] | None]:
+        tool, args, expected = self.decide()
+        return tool, args, self.card(tool, expected)
+
+    def _looping(self):
+        return "check_catalogue", {}, self.card("check_catalogue", {"success": True})
+
+    def _invalid_burst(self):
+        if self.rng.random() >= INVALID_SHARE:
+            return self._normal()
+        tool, args = MALFORMED_CALLS[int(self.rng.integers(len(MALFORMED_CALLS)))]
+        return tool, dict(args), None
+
+    def _budget_denial(self):
+        """Acts as if cash were ten times what it is: states that belief and orders against it."""
+        b = self.beliefs
+        inflated = max(b.cash, 1.0) * 10
+        if self._faulty_steps % 2:
+            return "check_budget", {}, self.card("check_budget", {"success": True, "expected_cash": round(inflated, 2)})
+        if not b.offers:
+            return self._normal()
+        (supplier_id, sku_id), offer = min(b.offers.items(), key=lambda kv: (kv[1]["unit_price"], kv[0]))
+        quantity = max(offer["min_order"], int(inflated / 2 / offer["unit_price"]))
+        cost = round(quantity * offer["unit_price"], 2)
+        expected = {"success": True, "expected_cost": cost, "expected_delivery_day": b.day + offer["lead_days"],
+                    "expected_quantity": quantity}  # fmt: skip
+        return "order", {"supplier_id": supplier_id, "sku_id": sku_id, "quantity": quantity}, self.card("order", expected)
+
+    def _decoupling(self):
+        """Keeps running the business while stating that each action will fail."""
+        tool, args, expected = self.decide()
+        if tool == "wait" or tool.startswith("check_"):
+            tool, args, expected = self._forced_action()
+        card = self.card(tool, {**expected, "success": False}) or {}
+        return tool, args, card
+
+    def _forced_action(self) -> tuple[str, dict[str, Any], dict[str, Any]]:
+        """A mutating action even when the routine would only look or wait: a small order."""
+        b = self.beliefs
+        if not b.offers:
+            return "check_catalogue", {}, {"success": True}
+        keys = sorted(b.offers)
+        supplier_id, sku_id = keys[self._faulty_steps % len(keys)]
+        offer = b.offers[(supplier_id, sku_id)]
+        quantity = offer["min_order"]
+        expected = {"success": True, "expected_cost": round(quantity * offer["unit_price"], 2),
+                    "expected_delivery_day": b.day + offer["lead_days"], "expected_quantity": quantity}  # fmt: skip
+        return "order", {"supplier_id": supplier_id, "sku_id": sku_id, "quantity": quantity}, expected
+
+    def _exploration_collapse(self):
+        """Uses one tool only (order), cycling through offers in minimum quantities."""
+        tool, args, expected = self._forced_action()
+        return tool, args, self.card(tool, expected)
+
+    def _slow_divergence(self):
+        """Keeps working, but stops correcting its cash and stock beliefs, which drift from reality; it states
+        them often (two steps in three)."""
+        b = self.beliefs
+        if self._frozen_cash is None:
+            self._frozen_cash = b.cash
+        drift = 1 + BELIEF_DRIFT_PER_STEP * self._faulty_steps
+        phase = self._faulty_steps % 3
+        if phase == 0:
+            return self._normal()
+        if phase == 1:
+            card = self.card("check_budget", {"success": True, "expected_cash": round(self._frozen_cash * drift, 2)})
+            return "check_budget", {}, card
+        units = int(sum(b.stock.values()) * drift) + self._faulty_steps
+        return "check_inventory", {}, self.card("check_inventory", {"success": True, "expected_units_in_stock": units})
+
+    def _stall(self):
+        """Stops acting: only waits, whatever is pending."""
+        return "wait", {}, self.card("wait", {"success": True})
