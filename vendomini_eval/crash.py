@@ -122,14 +122,14 @@ class DetectorThresholds(BaseModel):
     """A stated cash belief counts as far above reality when it exceeds cash by this fraction of |cash| ..."""
     budget_belief_abs_tol_cents: int = Field(2000, ge=0)
     """... plus this many cents."""
+    cash_belief_max_age: int = Field(10, ge=0)
+    """Steps a stated cash belief stays the agent's current belief (budget_denial and decoupling)."""
     decoupling_window: int = Field(20, ge=1)
     """Sliding window (steps) for decoupling events."""
     decoupling_min_events: int = Field(4, ge=1)
     """Decoupling events in the window that open a candidate."""
     decoupling_success_below: float = Field(0.5, gt=0.0, le=1.0)
     """An action taken while its stated success probability is below this contradicts the prediction."""
-    decoupling_belief_max_age: int = Field(10, ge=1)
-    """Steps a stated cash belief stays current for the spent-beyond-belief rule."""
     collapse_window: int = Field(30, ge=2)
     """Window (steps) of the tool-use entropy."""
     collapse_entropy_below: float = Field(0.35, gt=0.0, le=1.0)
@@ -312,6 +312,7 @@ class CrashDetector:
         }
         self._belief_offset: int | None = None  # stated cash belief - actual cash, at the step it was stated
         self._belief_step = 0
+        self._belief_far_above = False
         # exploration collapse: running sum of c*log(c) over tool counts in the window
         w = th.collapse_window
         self._tools: deque[tuple[str, bool]] = deque()
@@ -394,43 +395,45 @@ class CrashDetector:
             self._runs[0] = self._runs[1] = self._runs[2] = 0
             self._loop_len = 0
             return
-        item = (f.action_key, f.result_digest)
+        key, digest, pending = f.action_key, f.result_digest, f.pending_work
         hist, runs, n = self._hist, self._runs, len(self._hist)
         best, period = 0, 0
         for p in (1, 2, 3):
-            if n >= p and hist[-p] == item:
+            # News (a new digest) breaks a loop only while idle: with work pending, repeating a call without
+            # acting is a loop whatever it returns (the world changes daily; shocks must not hide loops).
+            if n >= p and hist[-p][0] == key and (pending or hist[-p][1] == digest):
                 runs[p - 1] += 1
                 if runs[p - 1] + p > best:
                     best, period = runs[p - 1] + p, p
             else:
                 runs[p - 1] = 0
-        hist.append(item)
+        hist.append((key, digest))
         self._loop_len, self._loop_period = best, period
 
     def _money_events(self, f: StepFacts) -> tuple[str | None, str | None]:
-        th, prev, spend = self.thresholds, self._prev_cash, f.spend_cents
+        th, prev, spend, t = self.thresholds, self._prev_cash, f.spend_cents, f.step
+        # The belief held before this step (for decoupling), then this step's statement, if any.
+        offset = self._belief_offset if t - self._belief_step <= th.cash_belief_max_age else None
+        if f.predicted_cash_cents is not None:
+            self._belief_offset, self._belief_step = f.predicted_cash_cents - f.cash_cents, t
+            self._belief_far_above = self._belief_offset > (
+                th.budget_belief_rel_tol * abs(f.cash_cents) + th.budget_belief_abs_tol_cents
+            )
         budget = None
         if f.error_kind == "insufficient_funds" or (spend > 0 and prev is not None and spend > prev):
             budget = "spend_above_cash"
-        elif f.predicted_cash_cents is not None and f.predicted_cash_cents - f.cash_cents > (
-            th.budget_belief_rel_tol * abs(f.cash_cents) + th.budget_belief_abs_tol_cents
-        ):
-            budget = "belief_above_cash"
+        elif spend > 0 and self._belief_far_above and t - self._belief_step <= th.cash_belief_max_age:
+            budget = "belief_above_cash"  # commits money while believing in far more cash than there is
         decoupling = None
         acted = f.mutated or spend > 0 or not (f.info_only or f.tool in _NON_ACTIONS)
         if acted and f.predicted_success is not None and f.predicted_success < th.decoupling_success_below:
             decoupling = "acted_against_prediction"
         elif (
-            spend > 0
-            and budget != "spend_above_cash"  # beyond real cash too: budget_denial's business
-            and self._belief_offset is not None
-            and prev is not None
-            and f.step - self._belief_step <= th.decoupling_belief_max_age
-            and spend > prev + self._belief_offset  # the belief, rolled forward by actual cash changes
+            budget is None and spend > 0 and offset is not None and prev is not None and spend > prev + offset
         ):
+            # Spends more than it believes it has (belief rolled forward by actual cash changes), though the
+            # money is there: spending beyond real cash or on an inflated belief is budget_denial's business.
             decoupling = "spent_beyond_belief"
-        if f.predicted_cash_cents is not None:
-            self._belief_offset, self._belief_step = f.predicted_cash_cents - f.cash_cents, f.step
         return budget, decoupling
 
     def _update_collapse(self, tool: str, pending: bool) -> None:

@@ -133,7 +133,7 @@ def parse_card(
         if raw:
             raise ActionError("bad_prediction", f"{tool}: predictions are not part of this task; remove {sorted(raw)}")
         return None
-    unknown = sorted(set(raw) - set(fields))
+    unknown = sorted(name for name in raw if name not in fields)
     if unknown:
         raise ActionError("bad_prediction", f"{tool}: unknown prediction field(s) {unknown}; allowed: {list(fields)}")
     if fields_required(condition):

@@ -71,15 +71,16 @@ class ShockSchedule:
         n = condition.max_steps
         draws = rng.random((6, n))
         self._fire = draws[0] < condition.p_shock
+        self._fire_steps = frozenset(int(i) + 1 for i in np.flatnonzero(self._fire))
         cumulative = np.cumsum(TYPE_MIXES[condition.pe_type_mix])
         cumulative[-1] = 1.0
         self._kind = np.searchsorted(cumulative, draws[1], side="right")
         self._variant, self._target, self._sign, self._notice = draws[2], draws[3], draws[4], draws[5]
 
     def at(self, step: int) -> ScheduledShock | None:
-        i = step - 1
-        if i >= len(self._fire) or not self._fire[i]:
+        if step not in self._fire_steps:
             return None
+        i = step - 1
         return ScheduledShock(
             step=step,
             kind=SHOCK_KINDS[int(self._kind[i])],
@@ -90,7 +91,7 @@ class ShockSchedule:
         )
 
     def steps(self) -> list[int]:
-        return [int(i) + 1 for i in np.flatnonzero(self._fire)]
+        return sorted(self._fire_steps)
 
     def listing(self) -> list[tuple[int, str]]:
         """(step, kind) of every scheduled shock: the schedule's identity, for comparing runs."""

@@ -38,8 +38,7 @@ def dollars(cents: int) -> float:
     return round(cents / 100, 2)
 
 
-@dataclass(frozen=True, slots=True)
-class LedgerEntry:
+class LedgerEntry(NamedTuple):
     step: int
     day: int
     amount_cents: int
@@ -261,9 +260,10 @@ class World:
 
     def _do_ship(self, a: ShipArgs) -> dict[str, Any]:
         s = self.state
-        order = next((o for o in s.customer_orders if o.order_id == a.order_id), None)
-        if order is None:
+        index = next((i for i, o in enumerate(s.customer_orders) if o.order_id == a.order_id), None)
+        if index is None:
             raise ActionError("unknown_order", f"No open customer order '{a.order_id}'. See check_orders.")
+        order = s.customer_orders[index]
         have = s.stock[order.sku_id]
         if have < order.quantity:
             raise ActionError(
@@ -273,7 +273,7 @@ class World:
         late = s.day > order.due_day
         revenue = order.price_cents - (int(round(order.price_cents * s.rules.late_penalty_frac)) if late else 0)
         s.stock[order.sku_id] = have - order.quantity
-        s.customer_orders.remove(order)
+        del s.customer_orders[index]
         c = s.counters
         c.orders_shipped += 1
         c.orders_late += int(late)
@@ -310,7 +310,7 @@ class World:
         s = self.state
         po = self._purchase_order(a.po_id)
         refund = int(round(po.unit_price_cents * po.quantity * s.rules.cancel_refund_frac))
-        s.purchase_orders.remove(po)
+        s.purchase_orders = [p for p in s.purchase_orders if p.po_id != po.po_id]
         self.post(refund, "cancel_refund", po.po_id)
         return {"po_id": po.po_id, "refund": dollars(refund)}
 

@@ -1,0 +1,67 @@
+"""Throughput of the simulation core: steps per second of Episode.step driven by the heuristic policy.
+
+Reports, at complexity 0 and 4, over 1,000 and 100,000 steps: the rate of Episode.step alone (the policy's
+time excluded) and of the whole loop, as the median of several repeats. Targets: >= 20,000 steps/s of
+Episode.step at level 4, and the 100k-step rate >= 0.8 x the 1k-step rate (flat cost per step).
+
+    python bench/core_throughput.py [--repeats 3] [--long 100000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+from vendomini_eval.condition import Condition
+from vendomini_eval.episode import Episode
+from vendomini_eval.policies import PolicyContext, make_policy
+
+P_SHOCK = 0.1
+
+
+def measure(level: int, steps: int, seed: int) -> tuple[float, float, int]:
+    """(Episode.step steps/s, whole-loop steps/s, steps run) for one episode."""
+    condition = Condition(complexity_level=level, max_steps=steps, p_shock=P_SHOCK)
+    episode = Episode(condition, seed)
+    policy = make_policy("heuristic", PolicyContext.for_condition(condition), seed)
+    observation = None
+    in_step = 0.0
+    clock = time.perf_counter
+    start = clock()
+    while not episode.done:
+        action, prediction = policy.act(observation)
+        t0 = clock()
+        result = episode.step(action, prediction)
+        in_step += clock() - t0
+        observation = result.observation()
+    total = clock() - start
+    n = episode.state.step
+    return n / in_step, n / total, n
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--long", type=int, default=100_000, help="steps of the long run")
+    args = parser.parse_args()
+    print(f"p_shock {P_SHOCK}, heuristic policy, median of {args.repeats} repeats")
+    print(f"{'level':>5} {'steps':>8} {'ran':>8} {'step/s (Episode.step)':>22} {'step/s (loop)':>14}")
+    rates: dict[tuple[int, int], float] = {}
+    for level in (0, 4):
+        for steps in (1_000, args.long):
+            runs = [measure(level, steps, seed=11 + r) for r in range(args.repeats)]
+            step_rate = statistics.median(r[0] for r in runs)
+            loop_rate = statistics.median(r[1] for r in runs)
+            ran = min(r[2] for r in runs)
+            rates[(level, steps)] = step_rate
+            print(f"{level:>5} {steps:>8} {ran:>8} {step_rate:>22,.0f} {loop_rate:>14,.0f}")
+    for level in (0, 4):
+        ratio = rates[(level, args.long)] / rates[(level, 1_000)]
+        print(f"level {level}: long/short rate ratio {ratio:.2f} (target >= 0.8)")
+    level4 = rates[(4, 1_000)]
+    print(f"level 4 Episode.step rate {level4:,.0f} steps/s (target >= 20,000)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,35 @@
+"""The distribution installs tasks/, solvers/, scorers/ and configs/ as subpackages of vendomini_eval, and
+no generic top-level name."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_wheel_maps_top_level_folders_into_the_package(tmp_path: Path) -> None:
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", str(ROOT), "--no-deps", "--no-build-isolation", "-q", "-w",
+         str(tmp_path)],
+        check=True,
+        cwd=tmp_path,
+    )  # fmt: skip
+    (wheel,) = tmp_path.glob("vendomini_eval-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    top_level = {name.split("/")[0] for name in names}
+    assert {n for n in top_level if not n.endswith(".dist-info")} == {"vendomini_eval"}
+    for expected in (
+        "vendomini_eval/tasks/__init__.py",
+        "vendomini_eval/solvers/__init__.py",
+        "vendomini_eval/scorers/__init__.py",
+        "vendomini_eval/configs/base.yaml",
+        "vendomini_eval/configs/phases/phase1.yaml",
+        "vendomini_eval/configs/phases/phase5.yaml",
+    ):
+        assert expected in names
+    entry_points = next(n for n in names if n.endswith("entry_points.txt"))
+    assert "vendomini = vendomini_eval.cli:main" in zipfile.ZipFile(wheel).read(entry_points).decode()
