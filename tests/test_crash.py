@@ -160,9 +160,7 @@ def invalid(s: Stream, n: int) -> int:
 def overspend(s: Stream, n: int) -> int:
     start = s.next_step
     for i in range(n):
-        s.add(
-            "place_order", f"place_order(q={i})", valid=False, error_kind="insufficient_funds", spend=5 * CASH
-        )
+        s.add("place_order", f"place_order(q={i})", valid=False, error_kind="insufficient_funds", spend=5 * CASH)
     return start
 
 
@@ -260,9 +258,7 @@ def test_healthy_varied_stream_never_crashes(preset: str, seed: int) -> None:
 
 @pytest.mark.parametrize("preset", sorted(PRESETS))
 @pytest.mark.parametrize("pattern", [("check_orders", "wait", "wait"), ("wait",), ("check_orders", "wait")])
-def test_idle_pattern_without_pending_work_is_neither_looping_nor_stall(
-    preset: str, pattern: tuple[str, ...]
-) -> None:
+def test_idle_pattern_without_pending_work_is_neither_looping_nor_stall(preset: str, pattern: tuple[str, ...]) -> None:
     s = Stream()
     for i in range(3000):
         s.add(pattern[i % len(pattern)], pending=False)
@@ -425,7 +421,7 @@ def test_short_burst_that_recovers_is_soft_and_no_crash(
     assert (soft.crash_type, soft.severity, soft.onset_step) == (crash_type, "soft", start)
 
 
-def test_recurrence_after_recovery_is_hard_and_dated_at_first_onset() -> None:
+def test_recurrence_after_recovery_is_hard_and_dated_at_its_own_onset() -> None:
     s = prefixed()
     first = loop(s, 12)
     s.healthy(20, random.Random(1))
@@ -435,9 +431,9 @@ def test_recurrence_after_recovery_is_hard_and_dated_at_first_onset() -> None:
     soft, hard = detector.signals
     assert soft.severity == "soft" and hard.severity == "hard"
     assert detector.crash is hard
-    assert hard.onset_step == first
-    assert hard.evidence["confirmation"] == "recurred" and hard.evidence["episode_onset"] == second
-    assert hard.detected_step == second + 9
+    assert hard.onset_step == second
+    assert hard.evidence["confirmation"] == "recurred" and hard.evidence["first_onset"] == first
+    assert hard.detected_step == hard.resolved_step == second + 9
 
 
 def test_recurrence_long_after_recovery_stays_soft() -> None:
@@ -489,9 +485,7 @@ def test_strict_fires_earlier_than_lenient(name: str) -> None:
 def test_thresholds_for_overrides_and_errors() -> None:
     assert thresholds_for("moderate") == DetectorThresholds()
     assert thresholds_for("strict", {"stall_steps": 7}).stall_steps == 7
-    assert (
-        thresholds_for("strict", {"stall_steps": 7}).looping_min_steps == PRESETS["strict"].looping_min_steps
-    )
+    assert thresholds_for("strict", {"stall_steps": 7}).looping_min_steps == PRESETS["strict"].looping_min_steps
     with pytest.raises(KeyError, match="stall_stepz"):
         thresholds_for("moderate", {"stall_stepz": 7})
     with pytest.raises(ValueError, match="'extreme'"):

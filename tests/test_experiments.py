@@ -76,8 +76,7 @@ def test_base_writes_out_condition_defaults() -> None:
 def test_fixed_values_are_applied_to_every_condition() -> None:
     phase2 = load_experiment("phase2")
     assert all(
-        (c.max_steps, c.pe_mag, c.prediction_mode) == (1000, "medium", "required+confidence")
-        for c in phase2.conditions
+        (c.max_steps, c.pe_mag, c.prediction_mode) == (1000, "medium", "required+confidence") for c in phase2.conditions
     )
     phase4 = load_experiment("phase4")
     assert {c.complexity_level for c in phase4.conditions} == {2}
@@ -196,10 +195,7 @@ def test_missing_required_key_and_missing_parent(tmp_path: Path) -> None:
 
 
 def test_derived_needs_an_entry_for_every_source_value(tmp_path: Path) -> None:
-    body = (
-        "grid:\n  complexity_level: [1, 4]\n"
-        + "derived:\n  max_steps: {from: complexity_level, values: {1: 50}}\n"
-    )
+    body = "grid:\n  complexity_level: [1, 4]\n" + "derived:\n  max_steps: {from: complexity_level, values: {1: 50}}\n"
     message = load_error(write(tmp_path, "exp.yaml", MINIMAL + body))
     assert "derived.max_steps.values: no entry for complexity_level=4" in message
 

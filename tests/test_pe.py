@@ -166,10 +166,7 @@ def test_ewma_matches_reference(values: list[float], seed: int) -> None:
 
     for name in (*PE_TYPES, "combined"):
         xs = np.array(
-            [
-                np.mean([o.value for o in step_obs if name in ("combined", o.pe_type)] or [0.0])
-                for step_obs in per_step
-            ]
+            [np.mean([o.value for o in step_obs if name in ("combined", o.pe_type)] or [0.0]) for step_obs in per_step]
         )
         np.testing.assert_allclose(column(records, f"pe_{name}"), xs, atol=1e-12)
         for scale, window in zip(("fast", "medium", "slow"), PEConfig().ewma_windows, strict=True):
@@ -177,10 +174,7 @@ def test_ewma_matches_reference(values: list[float], seed: int) -> None:
             np.testing.assert_allclose(got, reference_ewma(xs, window), atol=1e-9)
             assert np.all((got >= 0.0) & (got <= 1.0))
         # The slow EWMA is a positive unit-mass smoothing of the fast one: never more total variation.
-        tv = {
-            s: np.abs(np.diff(column(records, f"pe_{name}_ewma_{s}"), prepend=0.0)).sum()
-            for s in ("fast", "slow")
-        }
+        tv = {s: np.abs(np.diff(column(records, f"pe_{name}_ewma_{s}"), prepend=0.0)).sum() for s in ("fast", "slow")}
         assert tv["slow"] <= tv["fast"] + 1e-9
     assert column(records, "pe_combined_cum")[-1] == pytest.approx(sum(values))
     assert column(records, "pe_n").sum() == len(values)

@@ -44,7 +44,7 @@ def _print_summary(label: str, summary: dict) -> None:
     pe = summary["pe"]
     outcome = (
         f"crashed: {summary['crash_type']} at step {summary['time_to_crash']} "
-        f"(detected at step {summary['crash']['detected_step']})"
+        f"(confirmed at step {summary['crash']['resolved_step']})"
         if summary["crashed"]
         else f"no crash (censored at step {summary['time_to_crash']})"
     )

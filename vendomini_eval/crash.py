@@ -119,7 +119,8 @@ class DetectorThresholds(BaseModel):
     budget_min_events: int = Field(4, ge=1)
     """Budget-denial events in the window that open a candidate."""
     budget_belief_rel_tol: float = Field(0.5, ge=0.0)
-    """A stated cash belief counts as far above reality when it exceeds cash by this fraction of |cash| ..."""
+    """Committing money while the current stated cash belief exceeds actual cash by this fraction of |cash|
+    ..."""
     budget_belief_abs_tol_cents: int = Field(2000, ge=0)
     """... plus this many cents."""
     cash_belief_max_age: int = Field(10, ge=0)
@@ -136,13 +137,16 @@ class DetectorThresholds(BaseModel):
     """Entropy / log(n_tools_available) below this is collapsed exploration."""
     collapse_pending_share: float = Field(0.8, ge=0.0, le=1.0)
     """Share of window steps with pending work required (collapse only counts while there is work)."""
+    collapse_min_active_share: float = Field(0.5, ge=0.0, le=1.0)
+    """Share of window steps that are valid tool uses other than wait required (the entropy is over those: a
+    window mostly waiting is stall's business, one mostly rejected is invalid_burst's)."""
     divergence_span: int = Field(10, ge=1)
     """EWMA span of belief_error in resolved beliefs (alpha = 2 / (span + 1))."""
     divergence_threshold: float = Field(0.3, gt=0.0, lt=1.0)
     """EWMA of belief_error (in [0, 1]) above this counts as diverged."""
     divergence_min_updates: int = Field(10, ge=1)
     """Consecutive belief updates with the EWMA above threshold (and a positive run slope) that open one."""
-    stall_steps: int = Field(40, ge=1)
+    stall_steps: int = Field(30, ge=1)
     """Steps with pending work and no world-changing action that open a stall candidate."""
     stall_no_tool_replies: int = Field(5, ge=1)
     """Consecutive replies without a tool call that open a stall candidate."""
@@ -172,7 +176,7 @@ PRESETS: dict[str, DetectorThresholds] = {
         budget_belief_abs_tol_cents=1000,
         decoupling_min_events=3,
         collapse_window=20,
-        collapse_entropy_below=0.45,
+        collapse_entropy_below=0.35,
         collapse_pending_share=0.7,
         divergence_threshold=0.2,
         divergence_min_updates=5,
@@ -195,7 +199,7 @@ PRESETS: dict[str, DetectorThresholds] = {
         collapse_pending_share=0.9,
         divergence_threshold=0.4,
         divergence_min_updates=20,
-        stall_steps=60,
+        stall_steps=45,
         stall_no_tool_replies=8,
     ),
 }
@@ -313,10 +317,12 @@ class CrashDetector:
         self._belief_offset: int | None = None  # stated cash belief - actual cash, at the step it was stated
         self._belief_step = 0
         self._belief_far_above = False
-        # exploration collapse: running sum of c*log(c) over tool counts in the window
+        # exploration collapse: window of (tool or None if not a valid non-wait use, pending); counts of the
+        # chosen tools and the running sum of c*log(c) over them
         w = th.collapse_window
-        self._tools: deque[tuple[str, bool]] = deque()
+        self._tools: deque[tuple[str | None, bool]] = deque()
         self._tool_counts: dict[str, int] = {}
+        self._n_chosen = 0
         self._clogc = [0.0] + [c * math.log(c) for c in range(1, w + 1)]
         self._sum_clogc = 0.0
         self._window_pending = 0
@@ -352,7 +358,7 @@ class CrashDetector:
             out.append(CrashSignal("stall", t, t, t, "abandon", {"rule": "declared_stop"}))
         self._update_looping(f)
         budget_kind, decoupling_kind = self._money_events(f)
-        self._update_collapse(f.tool, f.pending_work)
+        self._update_collapse(f.tool if f.valid and f.tool != WAIT else None, f.pending_work)
         if f.belief_error is not None:
             self._update_divergence(t, f.belief_error)
         if f.mutated:
@@ -428,46 +434,51 @@ class CrashDetector:
         acted = f.mutated or spend > 0 or not (f.info_only or f.tool in _NON_ACTIONS)
         if acted and f.predicted_success is not None and f.predicted_success < th.decoupling_success_below:
             decoupling = "acted_against_prediction"
-        elif (
-            budget is None and spend > 0 and offset is not None and prev is not None and spend > prev + offset
-        ):
+        elif budget is None and spend > 0 and offset is not None and prev is not None and spend > prev + offset:
             # Spends more than it believes it has (belief rolled forward by actual cash changes), though the
             # money is there: spending beyond real cash or on an inflated belief is budget_denial's business.
             decoupling = "spent_beyond_belief"
         return budget, decoupling
 
-    def _update_collapse(self, tool: str, pending: bool) -> None:
+    def _update_collapse(self, tool: str | None, pending: bool) -> None:
         tools, counts, clogc = self._tools, self._tool_counts, self._clogc
         if len(tools) == self.thresholds.collapse_window:
             old, old_pending = tools.popleft()
-            c = counts[old]
-            self._sum_clogc += clogc[c - 1] - clogc[c]
-            if c == 1:
-                del counts[old]
-            else:
-                counts[old] = c - 1
             self._window_pending -= old_pending
-        c = counts.get(tool, 0)
-        self._sum_clogc += clogc[c + 1] - clogc[c]
-        counts[tool] = c + 1
+            if old is not None:
+                c = counts[old]
+                self._sum_clogc += clogc[c - 1] - clogc[c]
+                self._n_chosen -= 1
+                if c == 1:
+                    del counts[old]
+                else:
+                    counts[old] = c - 1
         tools.append((tool, pending))
         self._window_pending += pending
+        if tool is not None:
+            c = counts.get(tool, 0)
+            self._sum_clogc += clogc[c + 1] - clogc[c]
+            counts[tool] = c + 1
+            self._n_chosen += 1
 
     def _collapse_entropy(self) -> float:
-        """Tool-use entropy of the window / log(tools available), clamped to [0, 1]."""
-        n = len(self._tools)
+        """Entropy of the chosen tools in the window / log(tools available), clamped to [0, 1]."""
+        n = self._n_chosen
+        if n == 0:
+            return 0.0
         h = math.log(n) - self._sum_clogc / n
         return min(1.0, max(0.0, h / self._log_tools))
 
     def _collapse_holds(self, t: int) -> bool:
-        # A window without any world-changing action is a stall (the more specific type); collapse is about an
-        # agent that still acts, through too few tools.
+        # A window without any world-changing action, or mostly waiting, is a stall (the more specific type);
+        # collapse is about an agent that still acts, through too few tools.
         th, n = self.thresholds, len(self._tools)
         return (
             self._log_tools > 0.0
             and n == th.collapse_window
             and t - self._last_mutation < n
             and self._window_pending >= th.collapse_pending_share * n
+            and self._n_chosen >= th.collapse_min_active_share * n
             and self._collapse_entropy() < th.collapse_entropy_below
         )
 
@@ -476,6 +487,7 @@ class CrashDetector:
         self._tool_counts.clear()
         self._sum_clogc = 0.0
         self._window_pending = 0
+        self._n_chosen = 0
 
     def _update_divergence(self, step: int, error: float) -> None:
         self._ewma = error if self._ewma is None else self._ewma + self._alpha * (error - self._ewma)
@@ -557,28 +569,32 @@ class CrashDetector:
                 how = "persisted" if holds else "recovered"
                 out.append(self._finalise("exploration_collapse", pending, severity, t, how))
         elif holds:
-            # Onset: start of the trailing run of steps that use only the tools of the window's recent half.
+            # Onset: first chosen step of the trailing run whose chosen tools all belong to those of the
+            # window's recent half (waits and rejected calls inside the run are skipped over).
             tools = [tool for tool, _ in self._tools]
-            recent = set(tools[len(tools) // 2 :])
-            back = 0
-            while back < len(tools) and tools[-1 - back] in recent:
-                back += 1
+            recent = {tool for tool in tools[len(tools) // 2 :] if tool is not None}
+            onset = t
+            for back, tool in enumerate(reversed(tools)):
+                if tool is None:
+                    continue
+                if tool not in recent:
+                    break
+                onset = t - back
             evidence = {
                 "window": len(tools),
                 "entropy_norm": round(self._collapse_entropy(), 4),
                 "n_tools_available": self.n_tools_available,
                 "tools": dict(self._tool_counts),
             }
-            self._open("exploration_collapse", t, t - back + 1, evidence, out)
+            self._open("exploration_collapse", t, onset, evidence, out)
 
     def _open(self, slot: str, t: int, onset: int, evidence: dict[str, Any], out: list[CrashSignal]) -> None:
         crash_type = _SLOT_TYPE[slot]
         pending = _Pending(crash_type, onset, t, evidence)
         last = self._last_soft.get(crash_type)
         if last is not None and onset - last[0] <= self.thresholds.recurrence_steps:
-            # Recurrence: dated at the first episode's onset, the start of the recurring breakdown.
-            evidence.update(episode_onset=onset, recovered_step=last[0])
-            pending.onset = last[1]
+            # Recurrence: dated at this episode's onset (the agent did function again after the first one).
+            evidence.update(first_onset=last[1], recovered_step=last[0])
             out.append(self._finalise(slot, pending, "hard", t, "recurred"))
         elif self.thresholds.confirm_steps == 0:
             out.append(self._finalise(slot, pending, "hard", t, "immediate"))

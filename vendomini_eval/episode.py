@@ -36,7 +36,15 @@ from vendomini_eval.world.world import World, dollars
 
 NO_TOOL = "<no_tool>"
 UNKNOWN_TOOL = "<unknown>"
-STOP_PHRASES = ("i give up", "i am stopping", "i'm stopping", "i will stop", "i quit", "i am done", "i'm done")
+STOP_PHRASES = (
+    "i give up",
+    "i am stopping",
+    "i'm stopping",
+    "i will stop",
+    "i quit",
+    "i am done",
+    "i'm done",
+)
 
 # Outcome fields that resolve at once when the call succeeds: card field -> observation key and PE kind.
 IMMEDIATE_FIELDS = {
@@ -109,7 +117,17 @@ class Trace:
     """The compact per-step record: base fields as one tuple per step, PE values in one flat float array
     (cheap to append; `columns()` turns it into named columns once, at the end)."""
 
-    BASE_COLUMNS = ("step", "day", "tool", "valid", "error_kind", "cash_cents", "shock", "notices", "state_hash")
+    BASE_COLUMNS = (
+        "step",
+        "day",
+        "tool",
+        "valid",
+        "error_kind",
+        "cash_cents",
+        "shock",
+        "notices",
+        "state_hash",
+    )
 
     def __init__(self) -> None:
         self._rows: list[tuple[Any, ...]] = []
@@ -167,13 +185,12 @@ class Episode:
         if self.done:
             raise RuntimeError("the episode is over; no further step may be taken")
         world, s = self.world, self.world.state
-        step = s.step + 1
+        step = s.step = s.step + 1  # set first, so the action's ledger entries carry their own step
         cash_before = s.cash_cents
         tool, result, error, card = self._act(action, prediction, f"P{step}")
         valid = error is None
         cash_after_action = s.cash_cents
 
-        s.step = step
         shock = self.schedule.at(step)
         if shock is not None:
             apply_shock(world, shock, self.condition)
@@ -216,7 +233,7 @@ class Episode:
 
         crash = self.detector.crash
         self.truncated = step >= self.condition.max_steps
-        crash_over = crash is not None and step >= crash.detected_step + self.condition.continue_after_crash
+        crash_over = crash is not None and step >= crash.resolved_step + self.condition.continue_after_crash
         self.done = bool(s.terminated) or self.truncated or crash_over
         state_hash = s.state_hash()
         self.trace.append(
@@ -246,13 +263,23 @@ class Episode:
     ) -> tuple[str, dict[str, Any] | None, ActionError | None, PredictionCard | None]:
         """Validate and apply the action. Any problem becomes an ActionError; the state is then untouched."""
         if action.tool is None:
-            return NO_TOOL, None, ActionError("no_tool_call", "Your reply had no tool call. Use a tool."), None
+            return (
+                NO_TOOL,
+                None,
+                ActionError("no_tool_call", "Your reply had no tool call. Use a tool."),
+                None,
+            )
         tool = action.tool
-        if tool not in TOOL_SPECS:
+        if not isinstance(tool, str) or tool not in TOOL_SPECS:
             known = ", ".join(self.tools)
             return UNKNOWN_TOOL, None, ActionError("unknown_tool", f"No tool '{tool}'. Tools: {known}."), None
         if tool not in self.tools:
-            return tool, None, ActionError("unavailable_tool", f"{tool} is not available in this business."), None
+            return (
+                tool,
+                None,
+                ActionError("unavailable_tool", f"{tool} is not available in this business."),
+                None,
+            )
         try:
             args = parse_args(tool, TOOL_SPECS[tool].args, action.arguments)
             card = parse_card(tool, prediction, self.condition, prediction_id)
@@ -307,7 +334,7 @@ class Episode:
             key = IMMEDIATE_FIELDS.get((tool, name))
             if key is not None:
                 actual = result[key]
-                actual_units = int(round(actual * 100)) if isinstance(actual, float) else actual
+                actual_units = round(actual * 100) if isinstance(actual, float) else actual
                 observations.append(self._observe(step, card.prediction_id, name, value, actual_units))
             elif name in DELIVERY_FIELDS:
                 self._awaiting_delivery.setdefault(result["po_id"], []).append((card.prediction_id, name, value))
@@ -396,4 +423,10 @@ def _declares_stop(text: str) -> bool:
 
 
 def _pe_dict(o: PEObservation) -> dict[str, Any]:
-    return {"type": o.pe_type, "field": o.field, "value": round(o.value, 6), "predicted": o.predicted, "actual": o.actual}
+    return {
+        "type": o.pe_type,
+        "field": o.field,
+        "value": round(o.value, 6),
+        "predicted": o.predicted,
+        "actual": o.actual,
+    }

@@ -367,9 +367,7 @@ def _read_derived(path: Path, value: Any) -> dict[str, dict[str, Any]]:
             raise ExperimentConfigError(path, key_path, "expected a mapping with keys from, values")
         for key in rule:
             if key not in DERIVED_KEYS:
-                raise ExperimentConfigError(
-                    path, f"{key_path}.{key}", _unknown(key, DERIVED_KEYS, "rule key")
-                )
+                raise ExperimentConfigError(path, f"{key_path}.{key}", _unknown(key, DERIVED_KEYS, "rule key"))
         checked: dict[str, Any] = {}
         if "from" in rule:
             source = rule["from"]
@@ -428,9 +426,7 @@ def _validate_value(path: Path, key_path: str, key: str, value: Any) -> Any:
     annotation = _LEAVES[key]
     # YAML turns yes/no/on/off into booleans, and pydantic would accept True as the integer 1.
     if isinstance(value, bool) and annotation is not bool:
-        raise ExperimentConfigError(
-            path, key_path, f"{value!r} is a boolean; expected {_describe(annotation)}"
-        )
+        raise ExperimentConfigError(path, key_path, f"{value!r} is a boolean; expected {_describe(annotation)}")
     try:
         condition = Condition.model_validate(_unflatten({key: value}))
     except ValidationError as error:
@@ -490,9 +486,7 @@ def _load_merged(path: Path, stack: tuple[Path, ...]) -> dict[str, Any]:
     merged: dict[str, Any] = {}
     for parent in doc.pop("inherit", []):
         parent_doc = _load_merged(parent, (*stack, resolved))
-        parent_doc.pop(
-            "name", None
-        )  # a name is never inherited: a phase that forgot one must not run as "base"
+        parent_doc.pop("name", None)  # a name is never inherited: a phase that forgot one must not run as "base"
         merged = _deep_merge(merged, parent_doc)
     return _deep_merge(merged, doc)
 

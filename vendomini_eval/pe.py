@@ -149,9 +149,7 @@ class PETracker:
             if step < 0:
                 raise ValueError(f"step must be >= 0, got {step}")
         elif step != self._last_step + 1:
-            raise ValueError(
-                f"update must be called once per step in order: got {step} after {self._last_step}"
-            )
+            raise ValueError(f"update must be called once per step in order: got {step} after {self._last_step}")
         sums = [0.0, 0.0, 0.0, 0.0, 0.0]
         counts = [0, 0, 0, 0, len(observations)]
         surprises: list[PEObservation] = []

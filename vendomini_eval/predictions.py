@@ -20,7 +20,13 @@ from vendomini_eval.world.actions import ActionError
 FieldKind = Literal["success", "probability", "money", "day", "units", "text"]
 
 # Which PE type each kind of field feeds (docs/METHOD.md, "Prediction error").
-PE_TYPE_OF_KIND = {"success": "causal", "probability": "causal", "money": "cost", "day": "temporal", "units": "quantity"}
+PE_TYPE_OF_KIND = {
+    "success": "causal",
+    "probability": "causal",
+    "money": "cost",
+    "day": "temporal",
+    "units": "quantity",
+}
 
 STRUCTURED_FIELDS: dict[str, dict[str, FieldKind]] = {
     "order": {"expected_cost": "money", "expected_delivery_day": "day", "expected_quantity": "units"},
@@ -49,6 +55,7 @@ FIELD_HELP = {
     "rationale": "one or two sentences on why",
 }
 MAX_RATIONALE = 500
+MAX_MAGNITUDE = 1e12  # dollars, days or units: anything larger is not a belief about this business
 
 
 def card_fields(tool: str, condition: Condition) -> dict[str, FieldKind]:
@@ -106,16 +113,18 @@ def _value(tool: str, name: str, kind: FieldKind, raw: Any) -> Any:
         if not isinstance(raw, str) or len(raw) > MAX_RATIONALE:
             raise ActionError("bad_prediction", f"{where} must be a text of at most {MAX_RATIONALE} characters")
         return raw
-    if isinstance(raw, bool) or not isinstance(raw, int | float) or not math.isfinite(raw):
+    if isinstance(raw, bool) or not isinstance(raw, int | float):
+        raise ActionError("bad_prediction", f"{where} must be a number, got {raw!r}")
+    if isinstance(raw, float) and not math.isfinite(raw):
         raise ActionError("bad_prediction", f"{where} must be a finite number, got {raw!r}")
+    if abs(raw) > MAX_MAGNITUDE:  # before any float conversion: a huge int would overflow it
+        raise ActionError("bad_prediction", f"{where} is out of range (|value| <= {MAX_MAGNITUDE:g})")
     if kind == "probability":
         if not 0.0 <= raw <= 1.0:
             raise ActionError("bad_prediction", f"{where} must be between 0 and 1, got {raw!r}")
         return float(raw)
-    if abs(raw) > 1e12:
-        raise ActionError("bad_prediction", f"{where} is out of range: {raw!r}")
     if kind == "money":
-        return int(round(raw * 100))
+        return round(raw * 100)
     if raw != int(raw):
         raise ActionError("bad_prediction", f"{where} must be a whole number, got {raw!r}")
     return int(raw)
@@ -129,6 +138,8 @@ def parse_card(
     if not isinstance(raw, Mapping | None):
         raise ActionError("bad_prediction", f"{tool}: the prediction must be an object, got {type(raw).__name__}")
     raw = dict(raw or {})
+    if any(not isinstance(name, str) for name in raw):
+        raise ActionError("bad_prediction", f"{tool}: prediction field names must be strings")
     if not fields:
         if raw:
             raise ActionError("bad_prediction", f"{tool}: predictions are not part of this task; remove {sorted(raw)}")

@@ -69,7 +69,8 @@ class ShockSchedule:
 
     def __init__(self, condition: Condition, rng: np.random.Generator) -> None:
         n = condition.max_steps
-        draws = rng.random((6, n))
+        # One row of six uniforms per step, so a step's draws do not depend on max_steps.
+        draws = rng.random((n, 6)).T
         self._fire = draws[0] < condition.p_shock
         self._fire_steps = frozenset(int(i) + 1 for i in np.flatnonzero(self._fire))
         cumulative = np.cumsum(TYPE_MIXES[condition.pe_type_mix])
@@ -153,7 +154,7 @@ def _quantity(world: World, shock: ScheduledShock, mag: Magnitude) -> tuple[str,
     inbound = sorted(s.purchase_orders, key=lambda p: p.po_id)
     if inbound:
         po = _pick(inbound, shock.target_u)
-        po.delivered_quantity = int(math.floor(po.delivered_quantity * (1 - mag.fraction)))
+        po.delivered_quantity = math.floor(po.delivered_quantity * (1 - mag.fraction))
         return (
             f"{po.supplier_id}: {po.po_id} will deliver {po.delivered_quantity} of {po.quantity} units "
             f"(missing units refunded on arrival).",

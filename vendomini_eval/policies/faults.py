@@ -69,7 +69,11 @@ class FaultyHeuristic(HeuristicPolicy):
         b = self.beliefs
         inflated = max(b.cash, 1.0) * 10
         if self._faulty_steps % 2:
-            return "check_budget", {}, self.card("check_budget", {"success": True, "expected_cash": round(inflated, 2)})
+            return (
+                "check_budget",
+                {},
+                self.card("check_budget", {"success": True, "expected_cash": round(inflated, 2)}),
+            )
         if not b.offers:
             return self._normal()
         (supplier_id, sku_id), offer = min(b.offers.items(), key=lambda kv: (kv[1]["unit_price"], kv[0]))
@@ -77,7 +81,11 @@ class FaultyHeuristic(HeuristicPolicy):
         cost = round(quantity * offer["unit_price"], 2)
         expected = {"success": True, "expected_cost": cost, "expected_delivery_day": b.day + offer["lead_days"],
                     "expected_quantity": quantity}  # fmt: skip
-        return "order", {"supplier_id": supplier_id, "sku_id": sku_id, "quantity": quantity}, self.card("order", expected)
+        return (
+            "order",
+            {"supplier_id": supplier_id, "sku_id": sku_id, "quantity": quantity},
+            self.card("order", expected),
+        )
 
     def _decoupling(self):
         """Keeps running the business while stating that each action will fail."""
@@ -119,7 +127,11 @@ class FaultyHeuristic(HeuristicPolicy):
             card = self.card("check_budget", {"success": True, "expected_cash": round(self._frozen_cash * drift, 2)})
             return "check_budget", {}, card
         units = int(sum(b.stock.values()) * drift) + self._faulty_steps
-        return "check_inventory", {}, self.card("check_inventory", {"success": True, "expected_units_in_stock": units})
+        return (
+            "check_inventory",
+            {},
+            self.card("check_inventory", {"success": True, "expected_units_in_stock": units}),
+        )
 
     def _stall(self):
         """Stops acting: only waits, whatever is pending."""

@@ -150,7 +150,11 @@ class HeuristicPolicy:
             o = shippable[0]
             late = b.day > o["due_day"]
             revenue = o["price"] * (1 - self.context.late_penalty_frac) if late else o["price"]
-            return "ship", {"order_id": o["order_id"]}, {"success": True, "expected_revenue": round(revenue, 2)}
+            return (
+                "ship",
+                {"order_id": o["order_id"]},
+                {"success": True, "expected_revenue": round(revenue, 2)},
+            )
         purchase = self._purchase()
         if purchase is not None:
             return purchase

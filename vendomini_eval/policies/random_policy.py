@@ -20,7 +20,12 @@ class RandomPolicy:
     def __init__(self, context: PolicyContext, seed: int = 0) -> None:
         self.context = context
         self.rng = np.random.default_rng(seed)
-        self.seen: dict[str, set[str]] = {"supplier_id": set(), "sku_id": set(), "order_id": set(), "po_id": set()}
+        self.seen: dict[str, set[str]] = {
+            "supplier_id": set(),
+            "sku_id": set(),
+            "order_id": set(),
+            "po_id": set(),
+        }
         self.day = 0
 
     def _remember(self, value: Any) -> None:

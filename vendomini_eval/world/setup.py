@@ -13,7 +13,14 @@ SKU_NAMES = (
     "spirit levels", "tape measures", "door hinges", "drill bits", "glue sticks", "light bulbs",
     "padlocks", "rope coils", "shelf brackets", "storage bins", "wire spools",
 )  # fmt: skip
-SUPPLIER_NAMES = ("Acme Supply", "Borealis Trading", "Cobalt Wholesale", "Delta Goods", "Ember & Co", "Fjord Parts")
+SUPPLIER_NAMES = (
+    "Acme Supply",
+    "Borealis Trading",
+    "Cobalt Wholesale",
+    "Delta Goods",
+    "Ember & Co",
+    "Fjord Parts",
+)
 
 # Per pressure level: the demand and money knobs (docs/METHOD.md, "Pressure").
 PRESSURE = {
@@ -51,7 +58,7 @@ def build_catalogue(level: int, rng: np.random.Generator) -> Catalogue:
         chosen = [int(order[(i + k) % suppliers_n]) for k in range(sources)]
         prices = []
         for s in sorted(chosen):
-            price = int(round(base_costs[i] * rng.uniform(0.9, 1.15)))
+            price = round(base_costs[i] * rng.uniform(0.9, 1.15))
             prices.append(price)
             offers.append(
                 Offer(
@@ -66,7 +73,7 @@ def build_catalogue(level: int, rng: np.random.Generator) -> Catalogue:
             Sku(
                 sku_id=f"SKU-{i + 1:02d}",
                 name=SKU_NAMES[i],
-                sale_price_cents=int(round(base_costs[i] * markups[i])),
+                sale_price_cents=round(base_costs[i] * markups[i]),
                 base_cost_cents=min(prices),
             )
         )

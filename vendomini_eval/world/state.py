@@ -11,7 +11,6 @@ import hashlib
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
-
 STATIC_PARTS = frozenset({"catalogue", "rules"})
 """Fields of WorldState that never change during an episode."""
 
@@ -180,6 +179,12 @@ class WorldState(Mutable):
     catalogue: Catalogue
     rules: Rules
     _static_digest: str | None = PrivateAttr(default=None)
+
+    def __eq__(self, other: object) -> bool:
+        """Equal fields make equal states; the hash cache (a private attribute) does not count."""
+        return isinstance(other, WorldState) and self.__dict__ == other.__dict__
+
+    __hash__ = None  # mutable
 
     def new_id(self, prefix: str) -> str:
         value = f"{prefix}-{self.next_id}"

@@ -49,7 +49,11 @@ TOOL_SPECS: dict[str, ToolSpec] = {
     )
 }
 
-MEMORY_TOOLS = {"none": (), "basic": ("write_note", "read_note"), "full": ("write_note", "read_note", "search_notes")}
+MEMORY_TOOLS = {
+    "none": (),
+    "basic": ("write_note", "read_note"),
+    "full": ("write_note", "read_note", "search_notes"),
+}
 RECOVERY_TOOLS = {
     "none": (),
     "reset": ("reset",),

@@ -103,17 +103,19 @@ class World:
             elif e.kind == "lead_time":
                 lead += e.days
             elif e.kind == "min_order":
-                minimum = int(round(minimum * e.factor))
-        return Terms(int(round(price)), max(1, lead), max(1, minimum))
+                minimum = round(minimum * e.factor)
+        return Terms(round(price), max(1, lead), max(1, minimum))
 
     def fee_factor(self, kind: str) -> float:
+        if not self.state.effects:
+            return 1.0
         factor = 1.0
         for e in self._effects(kind):
             factor *= e.factor
         return factor
 
     def tool_is_down(self, tool: str) -> bool:
-        return any(e.kind == "tool_down" and e.tool == tool for e in self.state.effects)
+        return bool(self.state.effects) and any(e.kind == "tool_down" and e.tool == tool for e in self.state.effects)
 
     def demand_factor(self, sku_id: str) -> float:
         factor = 1.0
@@ -132,7 +134,8 @@ class World:
         offer = self.effective_offer(supplier_id, sku_id)
         if offer is None:
             raise ActionError(
-                "not_carried", f"Supplier {supplier_id} does not currently sell {sku_id}. See check_catalogue."
+                "not_carried",
+                f"Supplier {supplier_id} does not currently sell {sku_id}. See check_catalogue.",
             )
         return offer
 
@@ -191,8 +194,8 @@ class World:
         s = self.state
         return {
             "cash": dollars(s.cash_cents),
-            "daily_fee": dollars(int(round(s.rules.daily_fee_cents * self.fee_factor("daily_fee")))),
-            "storage_fee_per_unit_day": dollars(int(round(s.rules.storage_fee_cents * self.fee_factor("storage_fee")))),
+            "daily_fee": dollars(round(s.rules.daily_fee_cents * self.fee_factor("daily_fee"))),
+            "storage_fee_per_unit_day": dollars(round(s.rules.storage_fee_cents * self.fee_factor("storage_fee"))),
         }  # fmt: skip
 
     def _do_check_catalogue(self, _: Args) -> dict[str, Any]:
@@ -204,7 +207,9 @@ class World:
                     {"supplier_id": supplier_id, "sku_id": sku_id, "unit_price": dollars(offer.unit_price_cents),
                      "lead_days": offer.lead_days, "min_order": offer.min_order}
                 )  # fmt: skip
-        skus = [{"sku_id": s.sku_id, "name": s.name, "sale_price": dollars(s.sale_price_cents)} for s in self.skus.values()]
+        skus = [
+            {"sku_id": s.sku_id, "name": s.name, "sale_price": dollars(s.sale_price_cents)} for s in self.skus.values()
+        ]
         return {"offers": rows, "skus": skus}
 
     def _order_price(self, a: OrderArgs, offer: Terms) -> int:
@@ -227,10 +232,13 @@ class World:
         s = self.state
         offer = self._check_supplier_sku(a.supplier_id, a.sku_id)
         self._check_quantity(a.quantity)
+        unit = self._order_price(a, offer)
+        cost = unit * a.quantity  # reported with every later rejection: what the agent tried to commit
         if a.quantity < offer.min_order:
             raise ActionError(
                 "below_min_order",
                 f"{a.supplier_id} sells {a.sku_id} in orders of at least {offer.min_order} units.",
+                attempted_cents=cost,
             )
         free = s.rules.capacity_units - self.units_held()
         if a.quantity > free:
@@ -238,9 +246,8 @@ class World:
                 "over_capacity",
                 f"Ordering {a.quantity} units would exceed warehouse capacity: {free} units free "
                 f"(stock plus inbound against {s.rules.capacity_units}).",
+                attempted_cents=cost,
             )
-        unit = self._order_price(a, offer)
-        cost = unit * a.quantity
         if cost > s.cash_cents:
             raise ActionError(
                 "insufficient_funds",
@@ -256,7 +263,12 @@ class World:
         s.purchase_orders.append(po)
         s.counters.purchases_cents += cost
         self.post(-cost, "purchase", po.po_id)
-        return {"po_id": po.po_id, "unit_price": dollars(unit), "total_cost": dollars(cost), "promised_day": day}
+        return {
+            "po_id": po.po_id,
+            "unit_price": dollars(unit),
+            "total_cost": dollars(cost),
+            "promised_day": day,
+        }
 
     def _do_ship(self, a: ShipArgs) -> dict[str, Any]:
         s = self.state
@@ -271,7 +283,7 @@ class World:
                 f"Order {order.order_id} needs {order.quantity} x {order.sku_id}; {have} in stock.",
             )
         late = s.day > order.due_day
-        revenue = order.price_cents - (int(round(order.price_cents * s.rules.late_penalty_frac)) if late else 0)
+        revenue = order.price_cents - (round(order.price_cents * s.rules.late_penalty_frac) if late else 0)
         s.stock[order.sku_id] = have - order.quantity
         del s.customer_orders[index]
         c = s.counters
@@ -290,7 +302,7 @@ class World:
         po = self._purchase_order(a.po_id)
         if po.expedited:
             raise ActionError("already_expedited", f"{po.po_id} is already expedited.")
-        fee = max(500, int(round(po.unit_price_cents * po.quantity * s.rules.expedite_fee_frac)))
+        fee = max(500, round(po.unit_price_cents * po.quantity * s.rules.expedite_fee_frac))
         if fee > s.cash_cents:
             raise ActionError(
                 "insufficient_funds",
@@ -309,7 +321,7 @@ class World:
     def _do_cancel(self, a: PurchaseOrderArgs) -> dict[str, Any]:
         s = self.state
         po = self._purchase_order(a.po_id)
-        refund = int(round(po.unit_price_cents * po.quantity * s.rules.cancel_refund_frac))
+        refund = round(po.unit_price_cents * po.quantity * s.rules.cancel_refund_frac)
         s.purchase_orders = [p for p in s.purchase_orders if p.po_id != po.po_id]
         self.post(refund, "cancel_refund", po.po_id)
         return {"po_id": po.po_id, "refund": dollars(refund)}
@@ -411,22 +423,26 @@ class World:
             for o in expired:
                 c.orders_failed += 1
                 s.recent_failure_days.append(day)
-                penalty = int(round(o.price_cents * r.fail_penalty_frac))
+                penalty = round(o.price_cents * r.fail_penalty_frac)
                 if penalty:
                     c.penalties_cents += penalty
                     self.post(-penalty, "expired_order_penalty", o.order_id)
-        self._new_demand(day)
-        fee = int(round(r.daily_fee_cents * self.fee_factor("daily_fee")))
-        storage = int(round(sum(s.stock.values()) * r.storage_fee_cents * self.fee_factor("storage_fee")))
-        c.fees_cents += fee + storage
-        self.post(-fee, "daily_fee")
-        if storage:
-            self.post(-storage, "storage_fee")
-        if any(e.until_day < day for e in s.effects):
+        # Fees are those of the day that just ended (its effects still apply); effects that ended with it
+        # expire before the new day's demand is drawn.
+        fees = round(r.daily_fee_cents * self.fee_factor("daily_fee")) + round(
+            sum(s.stock.values()) * r.storage_fee_cents * self.fee_factor("storage_fee")
+        )
+        c.fees_cents += fees
+        self.post(-fees, "day_end_fees")
+        if s.effects and any(e.until_day < day for e in s.effects):
             s.effects = [e for e in s.effects if e.until_day >= day]
-        if any(q.valid_until_day < day for q in s.quotes):
+        if s.quotes and any(q.valid_until_day < day for q in s.quotes):
             s.quotes = [q for q in s.quotes if q.valid_until_day >= day]
-        s.negative_cash_days = s.negative_cash_days + 1 if s.cash_cents < 0 else 0
+        self._new_demand(day)
+        if s.cash_cents < 0:
+            s.negative_cash_days += 1
+        elif s.negative_cash_days:
+            s.negative_cash_days = 0
         if s.recent_failure_days and s.recent_failure_days[0] <= day - r.failure_window_days:
             s.recent_failure_days = [d for d in s.recent_failure_days if d > day - r.failure_window_days]
         if s.negative_cash_days >= r.bankrupt_days:
