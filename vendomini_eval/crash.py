@@ -39,6 +39,7 @@ UNKNOWN_TOOL = "<unknown>"
 WAIT = "wait"
 _NON_ACTIONS = frozenset({WAIT, NO_TOOL, UNKNOWN_TOOL})
 _KEY_CHARS = 80  # action keys are truncated to this in evidence, to keep the trace compact
+_HISTORY_WINDOWS = 3  # onset look-back of collapse and divergence, in windows / EWMA spans
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,6 +151,9 @@ class DetectorThresholds(BaseModel):
     """Steps with pending work and no world-changing action that open a stall candidate."""
     stall_no_tool_replies: int = Field(5, ge=1)
     """Consecutive replies without a tool call that open a stall candidate."""
+    stall_idle_steps: int = Field(15, ge=1)
+    """Consecutive passive steps (wait or no tool call) with pending work that open a stall candidate: the agent
+    neither acts nor even looks at the business (steps without pending work neither count nor reset)."""
 
     @model_validator(mode="after")
     def _counts_fit_windows(self) -> DetectorThresholds:
@@ -182,6 +186,7 @@ PRESETS: dict[str, DetectorThresholds] = {
         divergence_min_updates=5,
         stall_steps=25,
         stall_no_tool_replies=3,
+        stall_idle_steps=10,
     ),
     "moderate": DetectorThresholds(),
     "lenient": DetectorThresholds(
@@ -201,6 +206,7 @@ PRESETS: dict[str, DetectorThresholds] = {
         divergence_min_updates=20,
         stall_steps=45,
         stall_no_tool_replies=8,
+        stall_idle_steps=20,
     ),
 }
 
@@ -278,8 +284,8 @@ class _Pending:
         self.post_events = 0  # events after detection (window-count detectors)
 
 
-# Detector slot -> crash type: one slot per detector, except stall's two rules (each with its own candidate).
-_SLOT_TYPE = {**{t: t for t in CRASH_TYPES}, "stall_no_tool": "stall"}
+# Detector slot -> crash type: one slot per detector, except stall's three counted rules (each with its own candidate).
+_SLOT_TYPE = {**{t: t for t in CRASH_TYPES}, "stall_no_tool": "stall", "stall_idle": "stall"}
 
 
 class CrashDetector:
@@ -327,11 +333,18 @@ class CrashDetector:
         self._sum_clogc = 0.0
         self._window_pending = 0
         self._log_tools = math.log(n_tools_available) if n_tools_available >= 2 else 0.0
+        # (step, tool) of the chosen steps, longer than the window: a collapse is dated at the start of its run
+        # even when the run began before the window (e.g. while no work was pending)
+        self._chosen: deque[tuple[int, str]] = deque(maxlen=_HISTORY_WINDOWS * w)
         # slow divergence: EWMA, streak above threshold, online least-squares slope of belief_error on step
         self._alpha = 2.0 / (th.divergence_span + 1)
         self._ewma: float | None = None
         self._div_streak = 0
         self._div_start = 0
+        self._div_reference = th.divergence_threshold / 2
+        self._div_hist: deque[tuple[int, float]] = deque(
+            maxlen=th.divergence_min_updates + _HISTORY_WINDOWS * th.divergence_span
+        )
         self._n_beliefs = 0
         self._mean_x = self._mean_y = self._cxy = self._m2x = 0.0
         # stall
@@ -340,6 +353,8 @@ class CrashDetector:
         self._stall_start = 0
         self._no_tool_run = 0
         self._no_tool_start = 0
+        self._idle_run = 0
+        self._idle_start = 0
 
     @property
     def crash(self) -> CrashSignal | None:
@@ -358,7 +373,7 @@ class CrashDetector:
             out.append(CrashSignal("stall", t, t, t, "abandon", {"rule": "declared_stop"}))
         self._update_looping(f)
         budget_kind, decoupling_kind = self._money_events(f)
-        self._update_collapse(f.tool if f.valid and f.tool != WAIT else None, f.pending_work)
+        self._update_collapse(t, f.tool if f.valid and f.tool != WAIT else None, f.pending_work)
         if f.belief_error is not None:
             self._update_divergence(t, f.belief_error)
         if f.mutated:
@@ -374,11 +389,18 @@ class CrashDetector:
             self._no_tool_run += 1
         else:
             self._no_tool_run = 0
+        if f.tool != WAIT and f.tool != NO_TOOL:
+            self._idle_run = 0
+        elif f.pending_work:
+            if self._idle_run == 0:
+                self._idle_start = t
+            self._idle_run += 1
         self._prev_cash = f.cash_cents
 
         self._run_slot("looping", t, self._loop_len >= th.looping_min_steps, out)
         self._run_slot("stall", t, self._stall >= th.stall_steps, out)
         self._run_slot("stall_no_tool", t, self._no_tool_run >= th.stall_no_tool_replies, out)
+        self._run_slot("stall_idle", t, self._idle_run >= th.stall_idle_steps, out)
         self._run_slot("slow_divergence", t, self._divergence_holds(), out)
         self._count_slot("invalid_burst", t, None if f.valid else (f.error_kind or "invalid"), out)
         self._count_slot("budget_denial", t, budget_kind, out)
@@ -440,7 +462,7 @@ class CrashDetector:
             decoupling = "spent_beyond_belief"
         return budget, decoupling
 
-    def _update_collapse(self, tool: str | None, pending: bool) -> None:
+    def _update_collapse(self, step: int, tool: str | None, pending: bool) -> None:
         tools, counts, clogc = self._tools, self._tool_counts, self._clogc
         if len(tools) == self.thresholds.collapse_window:
             old, old_pending = tools.popleft()
@@ -460,6 +482,7 @@ class CrashDetector:
             self._sum_clogc += clogc[c + 1] - clogc[c]
             counts[tool] = c + 1
             self._n_chosen += 1
+            self._chosen.append((step, tool))
 
     def _collapse_entropy(self) -> float:
         """Entropy of the chosen tools in the window / log(tools available), clamped to [0, 1]."""
@@ -488,9 +511,11 @@ class CrashDetector:
         self._sum_clogc = 0.0
         self._window_pending = 0
         self._n_chosen = 0
+        self._chosen.clear()
 
     def _update_divergence(self, step: int, error: float) -> None:
         self._ewma = error if self._ewma is None else self._ewma + self._alpha * (error - self._ewma)
+        self._div_hist.append((step, error))
         self._n_beliefs += 1  # Welford-style running covariance: stable for long runs
         dx = step - self._mean_x
         self._mean_x += dx / self._n_beliefs
@@ -506,6 +531,18 @@ class CrashDetector:
 
     def _divergence_slope(self) -> float:
         return self._cxy / self._m2x if self._m2x > 0.0 else 0.0
+
+    def _divergence_onset(self) -> int:
+        """Change point of the belief errors (CUSUM): the update s maximising sum(error - reference) over the
+        updates from s on, reference = threshold / 2 (halfway between calibrated and diverged; earliest on
+        ties), and never later than the EWMA's crossing. Errors that rise from a calibrated level give the
+        first step of the rise; the crossing lags it by the EWMA's delay."""
+        best_score, best_step, score = -math.inf, self._div_start, 0.0
+        for step, error in reversed(self._div_hist):
+            score += error - self._div_reference
+            if score >= best_score:
+                best_score, best_step = score, step
+        return min(best_step, self._div_start)
 
     def _divergence_holds(self) -> bool:
         return self._div_streak >= self.thresholds.divergence_min_updates and self._divergence_slope() > 0.0
@@ -534,7 +571,10 @@ class CrashDetector:
             return self._stall_start, {"rule": "no_progress", "steps": self._stall}
         if slot == "stall_no_tool":
             return self._no_tool_start, {"rule": "no_tool_replies", "replies": self._no_tool_run}
-        return self._div_start, {
+        if slot == "stall_idle":
+            return self._idle_start, {"rule": "idle", "steps": self._idle_run}
+        return self._divergence_onset(), {
+            "crossed_step": self._div_start,
             "ewma": round(self._ewma or 0.0, 4),
             "threshold": th.divergence_threshold,
             "updates_above": self._div_streak,
@@ -570,16 +610,15 @@ class CrashDetector:
                 out.append(self._finalise("exploration_collapse", pending, severity, t, how))
         elif holds:
             # Onset: first chosen step of the trailing run whose chosen tools all belong to those of the
-            # window's recent half (waits and rejected calls inside the run are skipped over).
+            # window's recent half (waits and rejected calls inside the run are skipped over; the run may
+            # reach back before the window).
             tools = [tool for tool, _ in self._tools]
             recent = {tool for tool in tools[len(tools) // 2 :] if tool is not None}
             onset = t
-            for back, tool in enumerate(reversed(tools)):
-                if tool is None:
-                    continue
+            for step, tool in reversed(self._chosen):
                 if tool not in recent:
                     break
-                onset = t - back
+                onset = step
             evidence = {
                 "window": len(tools),
                 "entropy_norm": round(self._collapse_entropy(), 4),
@@ -617,8 +656,11 @@ class CrashDetector:
             self._stall = 0
         elif slot == "stall_no_tool":
             self._no_tool_run = 0
+        elif slot == "stall_idle":
+            self._idle_run = 0
         elif slot == "slow_divergence":
             self._div_streak = 0
+            self._div_hist.clear()
         elif slot == "exploration_collapse":
             self._reset_collapse()
         else:

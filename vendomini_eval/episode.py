@@ -208,6 +208,7 @@ class Episode:
         notices = self._due_notices(step)
         spec = TOOL_SPECS.get(tool)
         info_only = spec is not None and spec.info_only
+        mutated = valid and not info_only and tool != "wait"
         beliefs = [o.value for o in observations if o.field in BELIEF_FIELDS]
         facts = StepFacts(
             step=step,
@@ -215,8 +216,9 @@ class Episode:
             action_key=_action_key(tool, action.arguments),
             valid=valid,
             error_kind=error.kind if error else None,
-            mutated=valid and not info_only and tool != "wait",
-            result_digest=_digest(result if valid else error.message),
+            mutated=mutated,
+            # Only calls that changed nothing can loop, so only their results need a digest.
+            result_digest="" if mutated else _digest(result if valid else error.message),
             spend_cents=_spend(error, cash_before, cash_after_action),
             cash_cents=s.cash_cents,
             predicted_success=card.success_probability() if card else None,

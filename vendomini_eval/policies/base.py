@@ -6,7 +6,7 @@ tool schemas), and the observation returned by each of its calls. It never reads
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any, Protocol
 
 from vendomini_eval.condition import Condition
@@ -16,6 +16,9 @@ from vendomini_eval.world.setup import build_rules
 from vendomini_eval.world.tools import available_tools
 
 Prediction = dict[str, Any] | None
+
+FACTS_MARKER = "Business facts (JSON): "
+"""Starts the line of the system prompt that states the task's facts; scripted models read it."""
 
 
 @dataclass(frozen=True)
@@ -44,6 +47,14 @@ class PolicyContext:
             storage_fee=rules.storage_fee_cents / 100,
             start_cash=rules.start_cash_cents / 100,
         )
+
+    def facts(self) -> dict[str, Any]:
+        """The context as the JSON facts block of the system prompt (what an LLM agent is told)."""
+        return asdict(self)
+
+    @classmethod
+    def from_facts(cls, facts: dict[str, Any]) -> PolicyContext:
+        return cls(**{**facts, "tools": tuple(facts["tools"])})
 
     def prediction_fields(self, tool: str) -> set[str]:
         probe = Condition(prediction_mode=self.prediction_mode, prediction_format=self.prediction_format)

@@ -109,29 +109,31 @@ class FaultyHeuristic(HeuristicPolicy):
         return "order", {"supplier_id": supplier_id, "sku_id": sku_id, "quantity": quantity}, expected
 
     def _exploration_collapse(self):
-        """Uses one tool only (order), cycling through offers in minimum quantities."""
+        """Uses one tool only: keeps rewriting its plan in notes."""
+        if "write_note" in self.context.tools:
+            b = self.beliefs
+            text = f"day {b.day}: {len(b.customer_orders)} open orders; plan: ship, then restock"
+            return "write_note", {"key": f"plan-{self._faulty_steps % 5}", "text": text}, self.card("write_note", {"success": True})
         tool, args, expected = self._forced_action()
         return tool, args, self.card(tool, expected)
 
     def _slow_divergence(self):
         """Keeps working, but stops correcting its cash and stock beliefs, which drift from reality; it states
-        them often (two steps in three)."""
+        them often (two steps in three, and whenever its routine checks them)."""
         b = self.beliefs
         if self._frozen_cash is None:
             self._frozen_cash = b.cash
         drift = 1 + BELIEF_DRIFT_PER_STEP * self._faulty_steps
+        stated = {
+            "check_budget": {"success": True, "expected_cash": round(self._frozen_cash * drift, 2)},
+            "check_inventory": {
+                "success": True,
+                "expected_units_in_stock": int(sum(b.stock.values()) * drift) + self._faulty_steps,
+            },
+        }
         phase = self._faulty_steps % 3
-        if phase == 0:
-            return self._normal()
-        if phase == 1:
-            card = self.card("check_budget", {"success": True, "expected_cash": round(self._frozen_cash * drift, 2)})
-            return "check_budget", {}, card
-        units = int(sum(b.stock.values()) * drift) + self._faulty_steps
-        return (
-            "check_inventory",
-            {},
-            self.card("check_inventory", {"success": True, "expected_units_in_stock": units}),
-        )
+        tool, args, expected = self.decide() if phase == 0 else (("check_budget", "check_inventory")[phase - 1], {}, {})
+        return tool, args, self.card(tool, stated.get(tool, expected))
 
     def _stall(self):
         """Stops acting: only waits, whatever is pending."""

@@ -11,8 +11,8 @@ import hashlib
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
-STATIC_PARTS = frozenset({"catalogue", "rules"})
-"""Fields of WorldState that never change during an episode."""
+STATIC_PARTS = {"catalogue": True, "rules": True}
+"""Fields of WorldState that never change during an episode (as a serializer filter: a dict is the fastest)."""
 
 
 class Frozen(BaseModel):

@@ -1,0 +1,28 @@
+"""What a sample keeps in its Inspect store: the run's identity while it runs, its outcome once it ends.
+
+The live Episode stays in the solver (a store diff per tool call would cost O(store size)); the summary and
+the compact per-step trace are written once, when the run ends, for the scorers and the analysis.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from inspect_ai.util import StoreModel
+
+Outcome = Literal["crashed", "terminated", "censored", "limit", "error"]
+"""crashed: the detector confirmed a crash. terminated: the business failed. censored: max_steps reached.
+limit: an Inspect limit (messages, tokens, time, cost) cut the run short. error: a provider or harness error
+cut it short. Only `crashed` is a crash; the others are right-censored at the steps run."""
+
+
+class EpisodeRecord(StoreModel):
+    condition: dict[str, Any] | None = None
+    seed: int | None = None
+    outcome: Outcome | None = None
+    limit: str | None = None
+    """Which Inspect limit or error ended the run (for outcome limit / error)."""
+    summary: dict[str, Any] | None = None
+    """Episode.summary() at the end of the run."""
+    trace: dict[str, Any] | None = None
+    """Compact columnar trace: {"columns": {name: [...]}, "signals": [...]}."""
