@@ -16,8 +16,9 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 
-# The Inspect layer: installed as vendomini_eval.tasks/.solvers/.scorers (top-level folders in the checkout).
-INSPECT_LAYER = ("tasks", "solvers", "scorers")
+# The Inspect layer: vendomini_eval.tasks/.solvers/.scorers (top-level folders in the checkout), the scripted
+# models' provider and the Inspect entry point.
+INSPECT_LAYER = ("tasks", "solvers", "scorers", "provider", "_registry")
 
 CHECKER = textwrap.dedent(
     """

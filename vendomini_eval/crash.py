@@ -342,7 +342,7 @@ class CrashDetector:
         self._div_streak = 0
         self._div_start = 0
         self._div_reference = th.divergence_threshold / 2
-        self._div_hist: deque[tuple[int, float]] = deque(
+        self._div_hist: deque[tuple[int, float, float]] = deque(
             maxlen=th.divergence_min_updates + _HISTORY_WINDOWS * th.divergence_span
         )
         self._n_beliefs = 0
@@ -492,7 +492,7 @@ class CrashDetector:
         h = math.log(n) - self._sum_clogc / n
         return min(1.0, max(0.0, h / self._log_tools))
 
-    def _collapse_holds(self, t: int) -> bool:
+    def _collapse_holds(self, t: int, need_pending: bool = True) -> bool:
         # A window without any world-changing action, or mostly waiting, is a stall (the more specific type);
         # collapse is about an agent that still acts, through too few tools.
         th, n = self.thresholds, len(self._tools)
@@ -500,7 +500,7 @@ class CrashDetector:
             self._log_tools > 0.0
             and n == th.collapse_window
             and t - self._last_mutation < n
-            and self._window_pending >= th.collapse_pending_share * n
+            and (not need_pending or self._window_pending >= th.collapse_pending_share * n)
             and self._n_chosen >= th.collapse_min_active_share * n
             and self._collapse_entropy() < th.collapse_entropy_below
         )
@@ -515,7 +515,7 @@ class CrashDetector:
 
     def _update_divergence(self, step: int, error: float) -> None:
         self._ewma = error if self._ewma is None else self._ewma + self._alpha * (error - self._ewma)
-        self._div_hist.append((step, error))
+        self._div_hist.append((step, error, self._ewma))
         self._n_beliefs += 1  # Welford-style running covariance: stable for long runs
         dx = step - self._mean_x
         self._mean_x += dx / self._n_beliefs
@@ -534,14 +534,20 @@ class CrashDetector:
 
     def _divergence_onset(self) -> int:
         """Change point of the belief errors (CUSUM): the update s maximising sum(error - reference) over the
-        updates from s on, reference = threshold / 2 (halfway between calibrated and diverged; earliest on
-        ties), and never later than the EWMA's crossing. Errors that rise from a calibrated level give the
-        first step of the rise; the crossing lags it by the EWMA's delay."""
+        updates from s on (earliest on ties), with reference = threshold / 2, halfway between calibrated and
+        diverged. s is searched back to the last update that left the EWMA at or below the reference (the
+        last calibrated state) and through the unbroken run of above-reference errors just before it, and is
+        never later than the EWMA's crossing. Errors that rise from a calibrated level give the first step of
+        the rise; the crossing lags it by the EWMA's delay."""
+        reference, calibrated = self._div_reference, False
         best_score, best_step, score = -math.inf, self._div_start, 0.0
-        for step, error in reversed(self._div_hist):
-            score += error - self._div_reference
+        for step, error, ewma in reversed(self._div_hist):
+            if calibrated and error <= reference:
+                break
+            score += error - reference
             if score >= best_score:
                 best_score, best_step = score, step
+            calibrated = calibrated or ewma <= reference
         return min(best_step, self._div_start)
 
     def _divergence_holds(self) -> bool:
@@ -602,13 +608,16 @@ class CrashDetector:
 
     def _collapse_slot(self, t: int, out: list[CrashSignal]) -> None:
         """Entropy pattern: HARD if the window is still collapsed `confirm_steps` after detection."""
-        pending, holds = self._pending["exploration_collapse"], self._collapse_holds(t)
+        pending = self._pending["exploration_collapse"]
         if pending is not None:
             if t - pending.detected >= self.thresholds.confirm_steps:
+                # Work running out is a change of the world, not a recovery: persistence needs only the
+                # agent's side of the pattern (low entropy over enough active steps, still acting).
+                holds = self._collapse_holds(t, need_pending=False)
                 severity: Severity = "hard" if holds else "soft"
                 how = "persisted" if holds else "recovered"
                 out.append(self._finalise("exploration_collapse", pending, severity, t, how))
-        elif holds:
+        elif self._collapse_holds(t):
             # Onset: first chosen step of the trailing run whose chosen tools all belong to those of the
             # window's recent half (waits and rejected calls inside the run are skipped over; the run may
             # reach back before the window).

@@ -150,6 +150,30 @@ def condition_slug(condition: Condition, axes: Sequence[str]) -> str:
     return _SLUG_UNSAFE.sub("_", label)
 
 
+def axis_defaults(experiment: Experiment) -> dict[str, Any]:
+    """The value each grid axis takes when a single condition is asked for without it: the base value when
+    it lies on the axis, else the axis's first value."""
+    defaults = {}
+    for key, values in experiment.grid.items():
+        base_value = _get_dotted(experiment.base, key)
+        defaults[key] = base_value if base_value in values else values[0]
+    return defaults
+
+
+def condition_for(experiment: Experiment, values: Mapping[str, Any]) -> Condition:
+    """One condition of the experiment: its base, the grid axes at `values` (or their `axis_defaults`), any
+    other condition key given in `values`, then derived fields not given explicitly. Keys and values are
+    validated like the file's, with the key named in errors."""
+    chosen = {**axis_defaults(experiment), **values}
+    flat = dict(_flatten(experiment.source, "", experiment.base.model_dump(), ""))
+    for key, value in values.items():
+        _check_leaf_key(experiment.source, key, key)
+        _validate_value(experiment.source, key, key, value)
+    flat.update(chosen)
+    _apply_derived(experiment.source, experiment.derived, flat, experiment.base, given=set(values))
+    return _make_condition(experiment.source, "condition", flat)
+
+
 def resolve_config(path_or_name: str | Path) -> Path:
     """An existing file path as given, else a shipped config: `phases/<name>.yaml`, then `<name>.yaml`."""
     path = Path(path_or_name)
@@ -525,16 +549,7 @@ def _build_experiment(path: Path, doc: dict[str, Any]) -> Experiment:
     conditions: list[Condition] = []
     for combo in itertools.product(*grid.values()):
         values = {**base_values, **dict(zip(axes, combo, strict=True))}
-        for rule in derived:
-            source_value = values.get(rule.source, _get_dotted(base, rule.source))
-            if source_value not in rule.table:
-                have = ", ".join(str(k) for k in rule.table)
-                raise ExperimentConfigError(
-                    path,
-                    f"derived.{rule.target}.values",
-                    f"no entry for {rule.source}={source_value}; has {have}",
-                )
-            values[rule.target] = rule.table[source_value]
+        _apply_derived(path, derived, values, base, given=set())
         conditions.append(_make_condition(path, f"condition {len(conditions)}", values))
 
     labels = tuple(condition_label(c, axes) for c in conditions)
@@ -556,6 +571,22 @@ def _build_experiment(path: Path, doc: dict[str, Any]) -> Experiment:
         conditions=tuple(conditions),
         labels=labels,
     )
+
+
+def _apply_derived(
+    path: Path, derived: Sequence[DerivedField], values: dict[str, Any], base: Condition, given: set[str]
+) -> None:
+    """Set each derived field from its source's value, unless the caller gave the field explicitly."""
+    for rule in derived:
+        if rule.target in given:
+            continue
+        source_value = values.get(rule.source, _get_dotted(base, rule.source))
+        if source_value not in rule.table:
+            have = ", ".join(str(k) for k in rule.table)
+            raise ExperimentConfigError(
+                path, f"derived.{rule.target}.values", f"no entry for {rule.source}={source_value}; has {have}"
+            )
+        values[rule.target] = rule.table[source_value]
 
 
 def _derived_fields(path: Path, rules: dict[str, dict[str, Any]]) -> tuple[DerivedField, ...]:

@@ -26,6 +26,7 @@ MALFORMED_CALLS: tuple[tuple[str, dict[str, Any]], ...] = (
 )
 INVALID_SHARE = 0.85
 BELIEF_DRIFT_PER_STEP = 0.04  # slow_divergence: relative growth of the cash belief per step after onset
+TOOL_DOWN_RETRY_DAYS = 3  # a tool that answered "down, try again in a few days" is left alone this long
 
 
 class FaultyHeuristic(HeuristicPolicy):
@@ -39,6 +40,16 @@ class FaultyHeuristic(HeuristicPolicy):
         self.onset = onset
         self._faulty_steps = 0
         self._frozen_cash: float | None = None
+        self._tool_down_day: dict[str, int] = {}
+
+    def _on_error(self, tool: str, args: dict[str, Any], error: str | None) -> None:
+        super()._on_error(tool, args, error)
+        if error == "tool_down":
+            self._tool_down_day[tool] = self.beliefs.day
+
+    def _tool_down(self, tool: str) -> bool:
+        day = self._tool_down_day.get(tool)
+        return day is not None and self.beliefs.day - day < TOOL_DOWN_RETRY_DAYS
 
     def act(self, observation: dict[str, Any] | None) -> tuple[AgentAction, Prediction]:
         step = self.beliefs.step + (observation is not None) + 1  # the step this action will be
@@ -67,6 +78,10 @@ class FaultyHeuristic(HeuristicPolicy):
     def _budget_denial(self):
         """Acts as if cash were ten times what it is: states that belief and orders against it."""
         b = self.beliefs
+        if self._tool_down("order"):
+            # The denial shows in spending; while the order tool is down the agent cannot spend, and a stated
+            # inflated belief with no spending would be slow_divergence's pattern, not this one.
+            return self._normal()
         inflated = max(b.cash, 1.0) * 10
         if self._faulty_steps % 2:
             return (
@@ -74,9 +89,12 @@ class FaultyHeuristic(HeuristicPolicy):
                 {},
                 self.card("check_budget", {"success": True, "expected_cash": round(inflated, 2)}),
             )
-        if not b.offers:
+        # Offers that refused an order are avoided until the catalogue is re-read, as the routine does: the
+        # denial is about money, not about reading the suppliers' replies.
+        offers = {key: o for key, o in b.offers.items() if key not in b.failed_offers}
+        if not offers:
             return self._normal()
-        (supplier_id, sku_id), offer = min(b.offers.items(), key=lambda kv: (kv[1]["unit_price"], kv[0]))
+        (supplier_id, sku_id), offer = min(offers.items(), key=lambda kv: (kv[1]["unit_price"], kv[0]))
         quantity = max(offer["min_order"], int(inflated / 2 / offer["unit_price"]))
         cost = round(quantity * offer["unit_price"], 2)
         expected = {"success": True, "expected_cost": cost, "expected_delivery_day": b.day + offer["lead_days"],
@@ -113,13 +131,17 @@ class FaultyHeuristic(HeuristicPolicy):
         if "write_note" in self.context.tools:
             b = self.beliefs
             text = f"day {b.day}: {len(b.customer_orders)} open orders; plan: ship, then restock"
-            return "write_note", {"key": f"plan-{self._faulty_steps % 5}", "text": text}, self.card("write_note", {"success": True})
+            return (
+                "write_note",
+                {"key": f"plan-{self._faulty_steps % 5}", "text": text},
+                self.card("write_note", {"success": True}),
+            )
         tool, args, expected = self._forced_action()
         return tool, args, self.card(tool, expected)
 
     def _slow_divergence(self):
         """Keeps working, but stops correcting its cash and stock beliefs, which drift from reality; it states
-        them often (two steps in three, and whenever its routine checks them)."""
+        them often (every other step, and whenever its routine checks them)."""
         b = self.beliefs
         if self._frozen_cash is None:
             self._frozen_cash = b.cash
@@ -131,8 +153,12 @@ class FaultyHeuristic(HeuristicPolicy):
                 "expected_units_in_stock": int(sum(b.stock.values()) * drift) + self._faulty_steps,
             },
         }
-        phase = self._faulty_steps % 3
-        tool, args, expected = self.decide() if phase == 0 else (("check_budget", "check_inventory")[phase - 1], {}, {})
+        # Every other step states a belief (budget and stock in turn); the stating checks count as the routine's
+        # checks, so that its own steps go to the business.
+        if self._faulty_steps % 2:
+            tool, args, expected = self._check(("check_budget", "check_inventory")[self._faulty_steps // 2 % 2])
+        else:
+            tool, args, expected = self.decide()
         return tool, args, self.card(tool, stated.get(tool, expected))
 
     def _stall(self):

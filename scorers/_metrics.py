@@ -1,0 +1,74 @@
+"""Censoring-aware metrics over the survival scorer's dict values, and the crash-type shares.
+
+They read whole runs, so they declare `scores="unreduced"`: with several epochs each epoch is one run (an
+observation of its own), never an average of runs, which would turn 0/1 crash indicators into fractions.
+Samples whose value is the NaN "unscored" sentinel (no run) are removed by Inspect before a metric sees them.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+
+from inspect_ai.scorer import Metric, SampleScore, frequency, metric
+
+from vendomini_eval.crash import CRASH_TYPES
+
+from ._kaplan_meier import km_median
+from ._values import NO_CRASH
+
+CRASH_TYPE_LABELS: tuple[str, ...] = (*CRASH_TYPES, NO_CRASH)
+"""Every value of the crash_type scorer, so that types never observed still show a share of 0."""
+
+
+def _survival_pairs(scores: list[SampleScore]) -> tuple[list[float], list[int]]:
+    """(time_to_crash, crashed) of each run, read from the survival scorer's dict values."""
+    times: list[float] = []
+    events: list[int] = []
+    for sample_score in scores:
+        value = sample_score.score.value
+        if not isinstance(value, Mapping):
+            raise TypeError(f"survival metrics need the survival scorer's dict values, got {value!r}")
+        times.append(float(value["time_to_crash"]))
+        events.append(int(value["crashed"]))
+    return times, events
+
+
+@metric(scores="unreduced")
+def crash_rate() -> Metric:
+    """Share of runs that crashed within the steps they ran (crashes / runs; NaN with no runs).
+
+    A proportion over the horizon, not a hazard: runs censored early (a limit, a business failure) count in
+    the denominator as runs that did not crash, so compare it only across conditions with the same max_steps
+    and similar censoring; `km_median_survival` accounts for censoring.
+    """
+
+    def compute(scores: list[SampleScore]) -> float:
+        _, events = _survival_pairs(scores)
+        return sum(events) / len(events) if events else math.nan
+
+    return compute
+
+
+@metric(scores="unreduced")
+def km_median_survival() -> Metric:
+    """Kaplan-Meier median time to crash in steps: the smallest crash onset step t with S(t) <= 0.5.
+
+    NaN when the Kaplan-Meier curve never falls to 0.5 (fewer than half the runs crash before censoring),
+    where the median is not identified; `inspect view` shows it as nan.
+    """
+
+    def compute(scores: list[SampleScore]) -> float:
+        times, events = _survival_pairs(scores)
+        return km_median(times, events)
+
+    return compute
+
+
+def crash_type_share() -> Metric:
+    """Share of runs per crash type, "none" included: `{type: share}`, summing to 1 over scored runs.
+
+    Inspect's own `frequency()` metric (unreduced; one `inspect view` entry per label) with every crash
+    type declared, so that a type no run showed is reported as 0.0 rather than missing.
+    """
+    return frequency(categories=list(CRASH_TYPE_LABELS))

@@ -1,0 +1,94 @@
+"""Score values from the core's run summary (`Episode.summary()`) and compact trace: lookups, no model.
+
+Pure functions of plain dicts, so that they can be checked without Inspect. Every number is the core's; the
+only choices made here are names, 0/1 encodings and NaN for "not defined for this run".
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+from vendomini_eval.pe import SCALES, SERIES
+
+NO_CRASH = "none"
+"""Crash-type value of a run that did not crash."""
+
+SURVIVAL_KEYS: tuple[str, ...] = ("time_to_crash", "crashed", "censored", "terminated", "steps")
+BUSINESS_KEYS: tuple[str, ...] = ("net_worth", "cash", "orders_shipped", "orders_failed", "business_failed")
+PE_KEYS: tuple[str, ...] = (
+    *(f"pe_{series}_{stat}" for series in SERIES for stat in ("sum", "count", "mean")),
+    *(f"pe_ewma_{scale}" for scale in SCALES),
+    "pe_surprises",
+    "brier_mean",
+    "brier_count",
+)
+
+
+def survival_values(summary: Mapping[str, Any]) -> dict[str, int]:
+    """time_to_crash (onset step if crashed, else steps run), crashed / censored / terminated as 1/0, steps."""
+    return {
+        "time_to_crash": int(summary["time_to_crash"]),
+        "crashed": int(bool(summary["crashed"])),
+        "censored": int(bool(summary["censored"])),
+        "terminated": int(summary["terminated"] is not None),
+        "steps": int(summary["steps"]),
+    }
+
+
+def crash_type_value(summary: Mapping[str, Any]) -> str:
+    """The confirmed crash's type, or "none"."""
+    return summary["crash_type"] if summary["crashed"] else NO_CRASH
+
+
+def business_values(summary: Mapping[str, Any]) -> dict[str, float | int]:
+    """Net worth and cash in dollars at the end of the run, order counters, business failure as 1/0."""
+    counters = summary["counters"]
+    return {
+        "net_worth": float(summary["net_worth"]),
+        "cash": float(summary["cash"]),
+        "orders_shipped": int(counters["orders_shipped"]),
+        "orders_failed": int(counters["orders_failed"]),
+        "business_failed": int(summary["terminated"] is not None),
+    }
+
+
+def pe_ewma_at(summary: Mapping[str, Any], trace: Mapping[str, Any] | None, step: int) -> dict[str, float] | None:
+    """Combined-PE EWMAs (fast/medium/slow) as they stood at the end of `step`.
+
+    Read from the trace row of that step; without a trace, only the last step is known (the summary's final
+    EWMAs). None when the step cannot be found.
+    """
+    columns = (trace or {}).get("columns") or {}
+    steps = columns.get("step") or []
+    if step in steps:
+        i = steps.index(step)
+        return {scale: float(columns[f"pe_combined_ewma_{scale}"][i]) for scale in SCALES}
+    if step == summary["steps"]:
+        combined = summary["pe"]["combined"]
+        return {scale: float(combined[f"ewma_{scale}"]) for scale in SCALES}
+    return None
+
+
+def pe_values(summary: Mapping[str, Any], trace: Mapping[str, Any] | None = None) -> dict[str, float | int]:
+    """PE totals per type and combined over the whole run, combined EWMAs at time_to_crash, surprises, Brier.
+
+    `pe_<series>_mean` is NaN when no PE of that series resolved; `brier_mean` is NaN when no probability of
+    success was ever stated; `pe_ewma_*` is NaN when the trace lacks the time_to_crash step. NaN values are
+    left out of that key's metrics (Inspect counts them as unscored for that key).
+    """
+    pe = summary["pe"]
+    values: dict[str, float | int] = {}
+    for series in SERIES:
+        totals = pe[series]
+        values[f"pe_{series}_sum"] = float(totals["sum"])
+        values[f"pe_{series}_count"] = int(totals["count"])
+        values[f"pe_{series}_mean"] = math.nan if totals["mean"] is None else float(totals["mean"])
+    ewma = pe_ewma_at(summary, trace, int(summary["time_to_crash"]))
+    for scale in SCALES:
+        values[f"pe_ewma_{scale}"] = math.nan if ewma is None else ewma[scale]
+    values["pe_surprises"] = int(pe["surprise_count"])
+    values["brier_mean"] = math.nan if pe["brier_mean"] is None else float(pe["brier_mean"])
+    values["brier_count"] = int(pe["brier_count"])
+    return values

@@ -1,0 +1,225 @@
+"""`vendomini_agent`: the tool-calling loop that runs one Episode per sample.
+
+One step per tool call: the calls of a reply run in order, each as its own step; a reply without a tool call
+is an invalid step followed by a nudge. A call Inspect cannot run (unknown tool, arguments that break the
+schema) still reaches the Episode as the same raw call, so the crash detector sees every malformed action.
+The model sees a bounded window (system prompt and task kept, older turns dropped) so the cost of a turn does
+not grow with the run. After every step the detector decides: a confirmed crash ends the sample with an info
+event; a business failure ends it as its own outcome; Inspect limits and provider errors end it as `limit` or
+`error`, never as a crash.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from inspect_ai.log import transcript
+from inspect_ai.model import (
+    ChatMessage,
+    ChatMessageAssistant,
+    ChatMessageSystem,
+    ChatMessageTool,
+    ChatMessageUser,
+    execute_tools,
+    get_model,
+    get_model_info,
+)
+from inspect_ai.solver import Generate, Solver, TaskState, solver
+from inspect_ai.tool import ToolCall, ToolCallError, ToolDef
+from inspect_ai.util import LimitExceededError, span, store_as
+
+from vendomini_eval.condition import Condition
+from vendomini_eval.episode import AgentAction, Episode, StepResult
+from vendomini_eval.policies.base import FACTS_MARKER, PolicyContext
+from vendomini_eval.solvers.store import EpisodeRecord
+from vendomini_eval.solvers.tools import business_tools, observation_json, split_call
+
+DEFAULT_CONTEXT_TOKENS = 16_000
+CONTEXT_SHARE = 0.5  # of the model's context length given to the conversation window
+MAX_WINDOW_MESSAGES = 400
+CHARS_PER_TOKEN = 4  # rough, offline estimate (no tokenizer download)
+
+NUDGE = "You did not call a tool. The business only moves through tool calls: call one of the tools."
+NOT_RUN = "Not executed: the run had already ended."
+
+
+def system_prompt(condition: Condition) -> str:
+    """The business, its rules and the prediction protocol; no strategy hints."""
+    context = PolicyContext.for_condition(condition)
+    days = "every step" if condition.steps_per_day == 1 else f"every {condition.steps_per_day} steps"
+    lines = [
+        "You run a small wholesale business. You buy goods from suppliers, keep them in a warehouse, and ship "
+        "customer orders from stock. You act only through the tools; each tool call is one step, and a day "
+        f"ends {days}. At each day end, purchase orders due that day arrive, new customer orders come in, "
+        "overdue customer orders expire, and the daily and storage fees are charged.",
+        f"You start with ${context.start_cash:.2f} in cash and an empty warehouse. Purchases are paid when "
+        "placed; sales are paid when shipped. Orders shipped after their due day pay "
+        f"{context.late_penalty_frac:.0%} less; orders more than a few days overdue expire. The business fails "
+        "if cash stays negative for 10 day ends, or if 10 customer orders expire within 30 days.",
+        "Suppliers, prices and rules can change during the run. Keep the business running and profitable for "
+        "as long as the run lasts.",
+    ]
+    if condition.prediction_mode != "none":
+        must = "must" if condition.prediction_mode in ("required", "required+confidence") else "may"
+        lines.append(
+            f"With every tool call you {must} state what you expect it to do, in the tool's prediction "
+            "parameters (expected_success, and where a tool has them, expected_... values"
+            + (", and confidence: your probability that the call succeeds" if "confidence" in _any_card(condition)
+               else "")
+            + "). State your honest expectation."
+        )  # fmt: skip
+    lines.append(FACTS_MARKER + json.dumps(context.facts()))
+    return "\n\n".join(lines)
+
+
+def _any_card(condition: Condition) -> set[str]:
+    return PolicyContext.for_condition(condition).prediction_fields("wait")
+
+
+def _estimate_tokens(message: ChatMessage) -> int:
+    size = len(message.text)
+    if isinstance(message, ChatMessageAssistant) and message.tool_calls:
+        size += sum(len(json.dumps(call.arguments)) + len(call.function) for call in message.tool_calls)
+    if isinstance(message, ChatMessageTool) and message.error is not None:
+        size += len(message.error.message)
+    return size // CHARS_PER_TOKEN + 4
+
+
+def trim_window(messages: list[ChatMessage], budget_tokens: int) -> list[ChatMessage]:
+    """The first two messages (system prompt, task) plus the most recent turns that fit the budget. The window
+    never starts with a tool result whose call was dropped."""
+    head, body = messages[:2], messages[2:]
+    used = sum(_estimate_tokens(m) for m in head)
+    start = len(body)
+    while start > 0 and len(body) - start < MAX_WINDOW_MESSAGES:
+        cost = _estimate_tokens(body[start - 1])
+        if used + cost > budget_tokens:
+            break
+        used += cost
+        start -= 1
+    while start < len(body) and isinstance(body[start], ChatMessageTool):
+        start += 1
+    return head + body[start:]
+
+
+def context_budget(model_name: str, context_tokens: int | None) -> int:
+    if context_tokens is not None:
+        return context_tokens
+    info = get_model_info(model_name)
+    if info is not None and info.context_length:
+        return int(info.context_length * CONTEXT_SHARE)
+    return DEFAULT_CONTEXT_TOKENS
+
+
+@solver
+def vendomini_agent(context_tokens: int | None = None) -> Solver:
+    """Run the sample's Episode (condition and seed from the sample metadata) with the model as the agent.
+
+    Args:
+      context_tokens: Token budget of the conversation window; default: half the model's context length
+        (16,000 when it is not known).
+    """
+
+    async def solve(state: TaskState, generate: Generate) -> TaskState:
+        condition = Condition.model_validate(state.metadata["condition"])
+        seed = int(state.metadata["seed"])
+        episode = Episode(condition, seed)
+        record = store_as(EpisodeRecord)
+        record.condition, record.seed = condition.model_dump(), seed
+        run = _Run(episode)
+        tools = business_tools(condition, run.step)
+        state.tools = [tool.as_tool() for tool in tools]
+        state.messages = [ChatMessageSystem(content=system_prompt(condition)), *state.messages]
+        model = get_model()
+        budget = context_budget(str(model), context_tokens)
+        try:
+            while not episode.done:
+                day = episode.state.day
+                async with span(f"day {day}", type="day"):
+                    while not episode.done and episode.state.day == day:
+                        state.messages = trim_window(state.messages, budget)
+                        output = await model.generate(state.messages, tools)
+                        state.output = output
+                        state.messages.append(output.message)
+                        state.messages.extend(await run.turn(output.message, tools))
+            record.outcome = run.outcome()
+        except LimitExceededError as error:
+            record.outcome, record.limit = "limit", error.type
+            raise
+        except Exception as error:
+            record.outcome, record.limit = "error", type(error).__name__
+            raise
+        finally:
+            record.summary = episode.summary()
+            record.trace = {"columns": episode.trace.columns(), "signals": episode.trace.signals}
+        state.completed = True
+        return state
+
+    return solve
+
+
+class _Run:
+    """One sample's episode as the solver drives it: steps, transcript events, and the turn logic."""
+
+    def __init__(self, episode: Episode) -> None:
+        self.episode = episode
+        self._crash_reported = False
+
+    def step(self, action: AgentAction, prediction: dict[str, Any] | None) -> StepResult:
+        result = self.episode.step(action, prediction)
+        self._report(result)
+        return result
+
+    def _report(self, result: StepResult) -> None:
+        events: dict[str, Any] = {}
+        if result.notices:
+            events["notices"] = result.notices
+        surprises = [pe for pe in result.pe if pe["value"] > self.episode.condition.pe.surprise_threshold]
+        if surprises:
+            events["surprises"] = surprises
+        if result.signals:
+            events["signals"] = result.signals
+        if result.crash is not None and not self._crash_reported:
+            self._crash_reported = True
+            crash = result.crash
+            events["crash"] = crash
+            events["message"] = (
+                f"crash: {crash['crash_type']} with onset at step {crash['onset_step']} "
+                f"(confirmed at step {crash['resolved_step']}); evidence: {json.dumps(crash['evidence'])}"
+            )
+        if result.terminated:
+            events["business_failed"] = result.terminated
+        if events:
+            transcript().info({"step": result.step, **events}, source="vendomini")
+
+    async def turn(self, reply: ChatMessageAssistant, tools: list[ToolDef]) -> list[ChatMessage]:
+        """Run the reply's tool calls in order, one step each; a reply without one is an invalid step."""
+        if not reply.tool_calls:
+            result = self.step(AgentAction(None, text=reply.text), None)
+            return [ChatMessageUser(content=f"{NUDGE}\n{observation_json(result)}")]
+        messages: list[ChatMessage] = []
+        for call in reply.tool_calls:
+            if self.episode.done:
+                messages.append(ChatMessageTool(content=NOT_RUN, tool_call_id=call.id, function=call.function))
+                continue
+            messages.extend(await self._call(call, tools))
+        return messages
+
+    async def _call(self, call: ToolCall, tools: list[ToolDef]) -> list[ChatMessage]:
+        steps_before = self.episode.state.step
+        executed = await execute_tools([ChatMessageAssistant(content="", tool_calls=[call])], tools)
+        if self.episode.state.step > steps_before:
+            return list(executed.messages)
+        # Inspect rejected the call before our tool ran: the Episode sees the same raw call and rejects it.
+        result = self.step(*split_call(call.function, call.arguments))
+        error = ToolCallError("parsing", observation_json(result))
+        return [ChatMessageTool(content="", tool_call_id=call.id, function=call.function, error=error)]
+
+    def outcome(self) -> str:
+        episode = self.episode
+        if episode.crash is not None:
+            return "crashed"
+        if episode.state.terminated:
+            return "terminated"
+        return "censored"
