@@ -21,6 +21,7 @@ from inspect_ai.model import (
     ChatMessageSystem,
     ChatMessageTool,
     ChatMessageUser,
+    Model,
     execute_tools,
     get_model,
     get_model_info,
@@ -103,10 +104,10 @@ def trim_window(messages: list[ChatMessage], budget_tokens: int) -> list[ChatMes
     return head + body[start:]
 
 
-def context_budget(model_name: str, context_tokens: int | None) -> int:
+def context_budget(model: Model, context_tokens: int | None) -> int:
     if context_tokens is not None:
         return context_tokens
-    info = get_model_info(model_name)
+    info = get_model_info(model)
     if info is not None and info.context_length:
         return int(info.context_length * CONTEXT_SHARE)
     return DEFAULT_CONTEXT_TOKENS
@@ -132,7 +133,7 @@ def vendomini_agent(context_tokens: int | None = None) -> Solver:
         state.tools = [tool.as_tool() for tool in tools]
         state.messages = [ChatMessageSystem(content=system_prompt(condition)), *state.messages]
         model = get_model()
-        budget = context_budget(str(model), context_tokens)
+        budget = context_budget(model, context_tokens)
         try:
             while not episode.done:
                 day = episode.state.day

@@ -17,8 +17,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 
 # The Inspect layer: vendomini_eval.tasks/.solvers/.scorers (top-level folders in the checkout), the scripted
-# models' provider and the Inspect entry point.
-INSPECT_LAYER = ("tasks", "solvers", "scorers", "provider", "_registry")
+# models' provider.
+INSPECT_LAYER = ("tasks", "solvers", "scorers", "provider")
 
 CHECKER = textwrap.dedent(
     """

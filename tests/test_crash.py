@@ -233,7 +233,7 @@ PATTERNS: dict[str, tuple[Callable[[Stream, int], int], str, int]] = {
     "against_prediction": (against_prediction, "decoupling", 0),
     "spend_beyond_belief": (spend_beyond_belief, "decoupling", 1),  # first order follows a budget check
     "collapse": (collapse, "exploration_collapse", 0),
-    "slow_divergence": (diverge, "slow_divergence", 6),  # onset = the EWMA's crossing, a few updates in
+    "slow_divergence": (diverge, "slow_divergence", 0),  # change point of the errors, before the EWMA crosses
     "stall": (stall, "stall", 0),
     "no_tool": (no_tool, "stall", 0),
 }
@@ -319,6 +319,30 @@ def test_wait_loop_with_pending_work_is_stall_not_looping() -> None:
     assert (crash.crash_type, crash.onset_step) == ("stall", start)
 
 
+def test_idle_waits_with_pending_work_are_a_stall_within_idle_steps() -> None:
+    """Not even looking while work is pending: the idle rule fires after 15 waits, before no-progress's 30."""
+    s = prefixed()
+    start = s.next_step
+    for i in range(60):
+        s.add("wait") if i % 7 else s.add(NO_TOOL, NO_TOOL, valid=False, error_kind="no_tool_call")
+    crash = s.run().crash
+    assert crash is not None
+    assert (crash.crash_type, crash.onset_step, crash.evidence["rule"]) == ("stall", start, "idle")
+    assert (crash.detected_step, crash.resolved_step) == (start + 14, start + 24)
+
+
+def test_waiting_for_a_delivery_while_checking_is_not_idle() -> None:
+    """A check every fourth step (the competent wait for goods) resets the idle run: only no-progress applies."""
+    s = prefixed()
+    start = s.next_step
+    for i in range(100):
+        s.add("check_orders", f"check_orders({i})") if i % 4 == 0 else s.add("wait")
+    crash = s.run().crash
+    assert crash is not None
+    assert (crash.crash_type, crash.onset_step, crash.evidence["rule"]) == ("stall", start, "no_progress")
+    assert crash.detected_step == start + 29
+
+
 def test_repeated_identical_rejected_call_is_looping() -> None:
     """Looping and invalid_burst tie (detection, confirmation, onset); CRASH_TYPES order decides."""
     s = prefixed()
@@ -392,7 +416,76 @@ def test_collapse_needs_pending_work() -> None:
     assert s.run("strict").signals == ()
 
 
+def _collapse_then_idle_world(detect_offset: int | None) -> tuple[Stream, int]:
+    """A healthy prefix, then one tool for 120 steps; work stops being pending `detect_offset` steps in."""
+    s = prefixed()
+    start = s.next_step
+    for i in range(120):
+        pending = detect_offset is None or i <= detect_offset
+        s.add("place_order", f"place_order(q={i})", mutated=True, spend=100, pending=pending)
+    return s, start
+
+
+def test_collapse_persists_when_work_runs_out() -> None:
+    """Work running out after detection changes the world, not the agent: the collapse is still confirmed."""
+    s, start = _collapse_then_idle_world(None)
+    first = s.run().crash
+    assert first is not None and first.crash_type == "exploration_collapse"
+    s, start = _collapse_then_idle_world(first.detected_step - start)
+    crash = s.run().crash
+    assert crash is not None
+    assert (crash.crash_type, crash.severity, crash.onset_step) == ("exploration_collapse", "hard", start)
+    assert crash.evidence["confirmation"] == "persisted"
+
+
+def test_collapse_onset_reaches_back_before_the_window() -> None:
+    """One tool from `start` on while nothing is pending; the candidate opens only once work is pending again,
+    and is dated at the start of the one-tool run, more than a window before detection."""
+    s = prefixed()
+    start = s.next_step
+    for i in range(150):
+        s.add("place_order", f"place_order(q={i})", mutated=True, spend=100, pending=i >= 60)
+    crash = s.run().crash
+    assert crash is not None and crash.crash_type == "exploration_collapse"
+    assert crash.onset_step == start
+    assert crash.detected_step - crash.onset_step > PRESETS["moderate"].collapse_window
+
+
 # ---- slow divergence ----------------------------------------------------------------------------------
+
+
+def _rising_errors(s: Stream, steps: int, first: float = 0.0, slope: float = 0.04) -> tuple[int, int]:
+    """Healthy behaviour whose belief errors rise linearly from `first` at `slope` per update. Returns the first
+    step of the segment and the step of its first error above the moderate reference (threshold / 2 = 0.15)."""
+    start = s.next_step
+    errors = iter(min(1.0, first + slope * i) for i in range(10_000))
+    s.healthy(steps, random.Random(11), be=lambda: next(errors))
+    reference = PRESETS["moderate"].divergence_threshold / 2
+    above = next(f.step for f in s.facts[start - 1 :] if f.belief_error is not None and f.belief_error > reference)
+    return start, above
+
+
+def test_divergence_is_dated_at_the_rise_not_at_the_ewma_crossing() -> None:
+    s = prefixed()
+    start, above = _rising_errors(s, 300)
+    crash = s.run().crash
+    assert crash is not None and crash.crash_type == "slow_divergence"
+    assert start <= crash.onset_step <= above
+    assert crash.onset_step < crash.evidence["crossed_step"]
+
+
+def test_divergence_onset_does_not_reach_back_past_a_calibrated_spell() -> None:
+    """An isolated large error, a few calibrated beliefs (enough to bring the EWMA back below the reference, too
+    few to cancel the spike in the error sum), then a jump and a rise: the onset is at the jump, not the spike."""
+    s = prefixed()
+    spike = s.add("check_budget", "check_budget(spike)", be=0.95, pending=False)
+    for i in range(4):
+        s.add("check_budget", f"check_budget(calibrated {i})", be=0.0, pending=False)
+    start, above = _rising_errors(s, 300, first=0.2)
+    crash = s.run().crash
+    assert crash is not None and crash.crash_type == "slow_divergence"
+    assert spike < start <= crash.onset_step <= above
+
 
 
 def test_high_but_falling_belief_error_is_not_divergence() -> None:

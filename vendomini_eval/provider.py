@@ -43,9 +43,11 @@ from inspect_ai.model import (
     ChatMessageUser,
     GenerateConfig,
     ModelAPI,
+    ModelInfo,
     ModelOutput,
     ModelUsage,
     modelapi,
+    set_model_info,
 )
 from inspect_ai.tool import ToolCall, ToolChoice, ToolInfo
 
@@ -61,6 +63,9 @@ MAX_CONNECTIONS = 1_000  # CPU-local: no rate limit to respect
 MAX_CONVERSATIONS = 4_096  # live conversations kept; must exceed the samples run at once
 CHARS_PER_TOKEN = 4
 PROMPT_DIGEST_CHARS = 12
+CONTEXT_LENGTH = 4_096
+"""Declared context length of the scripted models. They read only the newest tool result, so the solver's
+window (half the context length) can stay small, which keeps Inspect's per-turn work small."""
 
 
 def policy_seed(seed: int, system_text: str, user_text: str) -> int:
@@ -81,6 +86,10 @@ class _Conversation:
     turns: int = 0
     last_turn: str = ""
     last_day: int = 0
+
+
+for _policy in POLICIES:
+    set_model_info(f"{PROVIDER}/{_policy}", ModelInfo(context_length=CONTEXT_LENGTH, organization="VendoMini-Eval"))
 
 
 @modelapi(name=PROVIDER)

@@ -26,6 +26,7 @@ MALFORMED_CALLS: tuple[tuple[str, dict[str, Any]], ...] = (
 )
 INVALID_SHARE = 0.85
 BELIEF_DRIFT_PER_STEP = 0.04  # slow_divergence: relative growth of the cash belief per step after onset
+NOTE_KEYS = 5  # note-writing faults rotate over this many keys (the world keeps at most 100 notes)
 TOOL_DOWN_RETRY_DAYS = 3  # a tool that answered "down, try again in a few days" is left alone this long
 
 
@@ -106,15 +107,24 @@ class FaultyHeuristic(HeuristicPolicy):
         )
 
     def _decoupling(self):
-        """Keeps running the business while stating that each action will fail."""
+        """Keeps running the business, stating that each of its actions will fail; where the routine would only
+        wait, it writes a note instead (an action too, predicted to fail as well). It spends no more than the
+        routine does, so the business keeps going while the pattern is confirmed."""
         tool, args, expected = self.decide()
-        if tool == "wait" or tool.startswith("check_"):
-            tool, args, expected = self._forced_action()
-        card = self.card(tool, {**expected, "success": False}) or {}
-        return tool, args, card
+        if tool == "wait" and "write_note" in self.context.tools:
+            tool, args, expected = self._note()
+        if tool.startswith("check_"):
+            return tool, args, self.card(tool, expected)
+        return tool, args, self.card(tool, {**expected, "success": False})
+
+    def _note(self) -> tuple[str, dict[str, Any], dict[str, Any]]:
+        """A note about the state of the business, under one of a few rotating keys."""
+        b = self.beliefs
+        text = f"day {b.day}: {len(b.customer_orders)} open orders, {len(b.inbound)} inbound; plan: ship, restock"
+        return "write_note", {"key": f"plan-{self._faulty_steps % NOTE_KEYS}", "text": text}, {"success": True}
 
     def _forced_action(self) -> tuple[str, dict[str, Any], dict[str, Any]]:
-        """A mutating action even when the routine would only look or wait: a small order."""
+        """A mutating action whatever the routine says: a small order, cycling through the offers."""
         b = self.beliefs
         if not b.offers:
             return "check_catalogue", {}, {"success": True}
@@ -127,17 +137,19 @@ class FaultyHeuristic(HeuristicPolicy):
         return "order", {"supplier_id": supplier_id, "sku_id": sku_id, "quantity": quantity}, expected
 
     def _exploration_collapse(self):
-        """Uses one tool only: keeps rewriting its plan in notes."""
+        """Uses one tool only: keeps rewriting its plan in notes, with different keys and text, so that each call
+        is valid and changes the world (neither a loop nor a stall) and spends nothing. Without memory tools it
+        keeps asking for quotes (level 3+), else it cycles small orders through the offers (which spends)."""
         if "write_note" in self.context.tools:
-            b = self.beliefs
-            text = f"day {b.day}: {len(b.customer_orders)} open orders; plan: ship, then restock"
-            return (
-                "write_note",
-                {"key": f"plan-{self._faulty_steps % 5}", "text": text},
-                self.card("write_note", {"success": True}),
-            )
-        tool, args, expected = self._forced_action()
-        return tool, args, self.card(tool, expected)
+            tool, args, expected = self._note()
+        elif "get_quote" in self.context.tools and self.beliefs.offers:
+            keys = sorted(self.beliefs.offers)
+            supplier_id, sku_id = keys[self._faulty_steps % len(keys)]
+            quantity = self.beliefs.offers[(supplier_id, sku_id)]["min_order"]
+            tool, args, expected = "get_quote", {"supplier_id": supplier_id, "sku_id": sku_id, "quantity": quantity}, {}
+        else:
+            tool, args, expected = self._forced_action()
+        return tool, args, self.card(tool, {"success": True, **expected})
 
     def _slow_divergence(self):
         """Keeps working, but stops correcting its cash and stock beliefs, which drift from reality; it states

@@ -1,4 +1,4 @@
-"""Inspect entry point: importing this registers the phase tasks and the scripted-policy models."""
+"""Inspect entry point: importing this registers the phase tasks and the scripted-policy models (vendomini/...)."""
 
 from vendomini_eval.provider import VendoMiniPolicyAPI  # noqa: F401  (registers vendomini/...)
 from vendomini_eval.tasks.phase1 import phase1

@@ -1,0 +1,63 @@
+"""The solver's bounded context window and its own options, run through Inspect with the scripted model."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from inspect_ai import Task
+from inspect_ai import eval as inspect_eval
+from inspect_ai.dataset import MemoryDataset, Sample
+from inspect_ai.model import ChatMessageAssistant, ChatMessageSystem, ChatMessageTool, ChatMessageUser
+from inspect_ai.tool import ToolCall
+
+from vendomini_eval.condition import Condition
+from vendomini_eval.solvers import system_prompt, trim_window, vendomini_agent
+from vendomini_eval.solvers.store import EpisodeRecord
+
+
+def conversation(turns: int) -> list:
+    messages = [ChatMessageSystem(content="system " * 50), ChatMessageUser(content="task")]
+    for i in range(turns):
+        call = ToolCall(id=f"c{i}", function="wait", arguments={"expected_success": True})
+        messages.append(ChatMessageAssistant(content="", tool_calls=[call]))
+        result = json.dumps({"day": i, "ok": True, "result": {"waited": True}})
+        messages.append(ChatMessageTool(content=result, tool_call_id=f"c{i}", function="wait"))
+    return messages
+
+
+def test_window_keeps_prompt_and_recent_turns_within_budget() -> None:
+    messages = conversation(500)
+    window = trim_window(messages, budget_tokens=600)
+    assert window[:2] == messages[:2]
+    assert window[-1] is messages[-1]
+    assert len(window) < len(messages)
+    assert isinstance(window[2], ChatMessageAssistant)  # never starts with an orphaned tool result
+    # A bigger conversation gives the same window size: the per-turn cost stays flat.
+    assert len(trim_window(conversation(5000), budget_tokens=600)) == len(window)
+
+
+def test_window_keeps_everything_that_fits() -> None:
+    messages = conversation(3)
+    assert trim_window(messages, budget_tokens=100_000) == messages
+
+
+def test_system_prompt_states_the_protocol_only_when_predictions_are_taken() -> None:
+    assert "expected_success" in system_prompt(Condition(prediction_mode="required"))
+    assert "confidence" in system_prompt(Condition(prediction_mode="required+confidence"))
+    assert "expected_success" not in system_prompt(Condition(prediction_mode="none"))
+
+
+def test_vendomini_agent_with_a_small_context_budget_runs_the_episode(tmp_path: Path) -> None:
+    condition = Condition(max_steps=60, p_shock=0.2)
+    sample = Sample(id="one", input="Run it.", metadata={"condition": condition.model_dump(), "seed": 11})
+    task = Task(dataset=MemoryDataset([sample]), solver=vendomini_agent(context_tokens=800))
+    (log,) = inspect_eval(task, model="vendomini/heuristic", log_dir=str(tmp_path), display="none")
+    assert log.status == "success"
+    state_store = log.samples[0].store
+    record = EpisodeRecord.model_validate(
+        {key.split(":", 1)[1]: value for key, value in state_store.items() if key.startswith("EpisodeRecord:")}
+    )
+    assert record.outcome in ("censored", "crashed", "terminated")
+    assert record.summary is not None and record.summary["steps"] >= 1
+    assert len(record.trace["columns"]["state_hash"]) == record.summary["steps"]
