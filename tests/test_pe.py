@@ -102,12 +102,14 @@ def test_formulas_bounded_and_symmetric(p: float, a: float, half: float) -> None
     assert quantity_pe(p, p) == cost_pe(p, p) == temporal_pe(p, p, half) == 0.0
 
 
-def test_observation_validates() -> None:
+def test_observation_is_validated_by_the_tracker() -> None:
+    tracker = PETracker(PEConfig())
     with pytest.raises(ValueError):
-        obs(0, "mood", 0.1)
+        tracker.update(0, [obs(0, "mood", 0.1)])
     for bad in (1.2, -0.1, math.nan):
         with pytest.raises(ValueError):
-            obs(0, "cost", bad)
+            tracker.update(0, [obs(0, "cost", 0.2), obs(0, "cost", bad)])
+    assert tracker.steps == 0  # rejected updates change nothing
 
 
 # --- tracker --------------------------------------------------------------------------------------------

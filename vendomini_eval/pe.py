@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from vendomini_eval.condition import PEConfig
@@ -83,9 +82,11 @@ def brier(probability: float, actual_success: bool) -> float:
     return (_probability(probability) - (1.0 if actual_success else 0.0)) ** 2
 
 
-@dataclass(frozen=True, slots=True)
-class PEObservation:
-    """One resolved prediction: its PE `value` in [0, 1], at the `step` where the outcome became known."""
+class PEObservation(NamedTuple):
+    """One resolved prediction: its PE `value` in [0, 1], at the `step` where the outcome became known.
+
+    A NamedTuple because one is made for every resolved field on the hot path; `PETracker.update` checks
+    the type and the range."""
 
     step: int
     pe_type: str
@@ -95,12 +96,6 @@ class PEObservation:
     """Prediction-card field that was compared, e.g. "expected_delivery_day"."""
     predicted: float | bool
     actual: float | bool
-
-    def __post_init__(self) -> None:
-        if self.pe_type not in PE_TYPES:
-            raise ValueError(f"pe_type must be one of {PE_TYPES}, got {self.pe_type!r}")
-        if not 0.0 <= self.value <= 1.0:  # also rejects NaN
-            raise ValueError(f"PE value must be in [0, 1], got {self.value!r}")
 
 
 class PEStepRecord(NamedTuple):
@@ -153,9 +148,14 @@ class PETracker:
         sums = [0.0, 0.0, 0.0, 0.0, 0.0]
         counts = [0, 0, 0, 0, len(observations)]
         surprises: list[PEObservation] = []
-        for obs in observations:
+        for obs in observations:  # all checked before any state changes
             if obs.step != step:
                 raise ValueError(f"observation {obs.prediction_id!r} resolved at step {obs.step}, not {step}")
+            if obs.pe_type not in _TYPE_INDEX:
+                raise ValueError(f"pe_type must be one of {PE_TYPES}, got {obs.pe_type!r}")
+            if not 0.0 <= obs.value <= 1.0:  # also rejects NaN
+                raise ValueError(f"PE value must be in [0, 1], got {obs.value!r}")
+        for obs in observations:
             i = _TYPE_INDEX[obs.pe_type]
             sums[i] += obs.value
             counts[i] += 1
