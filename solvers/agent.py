@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import anyio
 from inspect_ai.log import transcript
 from inspect_ai.model import (
     ChatMessage,
@@ -28,7 +29,7 @@ from inspect_ai.model import (
 )
 from inspect_ai.solver import Generate, Solver, TaskState, solver
 from inspect_ai.tool import ToolCall, ToolCallError, ToolDef
-from inspect_ai.util import LimitExceededError, span, store_as
+from inspect_ai.util import LimitExceededError, sample_limits, span, store_as
 
 from vendomini_eval.condition import Condition
 from vendomini_eval.episode import AgentAction, Episode, StepResult
@@ -140,13 +141,18 @@ def vendomini_agent(context_tokens: int | None = None) -> Solver:
                 async with span(f"day {day}", type="day"):
                     while not episode.done and episode.state.day == day:
                         state.messages = trim_window(state.messages, budget)
-                        output = await model.generate(state.messages, tools)
+                        # No generation cache: a turn answers the live episode, and a replayed reply is no decision.
+                        output = await model.generate(state.messages, tools, cache=False)
                         state.output = output
                         state.messages.append(output.message)
                         state.messages.extend(await run.turn(output.message, tools))
             record.outcome = run.outcome()
         except LimitExceededError as error:
             record.outcome, record.limit = "limit", error.type
+            raise
+        except anyio.get_cancelled_exc_class():
+            # Inspect enforces time and working limits by cancelling the sample.
+            record.outcome, record.limit = "limit", _exhausted_limit()
             raise
         except Exception as error:
             record.outcome, record.limit = "error", type(error).__name__
@@ -158,6 +164,15 @@ def vendomini_agent(context_tokens: int | None = None) -> Solver:
         return state
 
     return solve
+
+
+def _exhausted_limit() -> str:
+    """Which of the sample's time limits ran out ("cancelled" if none did: the run was stopped)."""
+    limits = sample_limits()
+    for name, limit in (("time", limits.time), ("working", limits.working)):
+        if limit.limit is not None and limit.usage >= limit.limit:
+            return name
+    return "cancelled"
 
 
 class _Run:

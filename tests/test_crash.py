@@ -487,7 +487,6 @@ def test_divergence_onset_does_not_reach_back_past_a_calibrated_spell() -> None:
     assert spike < start <= crash.onset_step <= above
 
 
-
 def test_high_but_falling_belief_error_is_not_divergence() -> None:
     s = Stream()
     errors = iter([0.95 - 0.0005 * i for i in range(1000)])

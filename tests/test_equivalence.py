@@ -71,7 +71,9 @@ def test_heuristic_inspect_run_equals_direct_run(tmp_path: Any, no_network: list
         assert stored.trace["columns"]["valid"] == direct.episode.trace.column("valid")
         # The summary is the core's, identical apart from the runner's own keys.
         assert stored.summary == {k: v for k, v in direct.summary.items() if k not in ("policy", "fault", "onset")}
-        expected = "crashed" if direct.summary["crashed"] else "terminated" if direct.summary["terminated"] else "censored"
+        expected = (
+            "crashed" if direct.summary["crashed"] else "terminated" if direct.summary["terminated"] else "censored"
+        )
         assert stored.outcome == expected
     assert len(seeds) == 2  # replications get their own seeds
 

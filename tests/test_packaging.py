@@ -3,6 +3,7 @@ no generic top-level name."""
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -12,8 +13,15 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_wheel_maps_top_level_folders_into_the_package(tmp_path: Path) -> None:
+    # Build from a copy: an in-tree build leaves build/ and an egg-info in the checkout.
+    source = tmp_path / "source"
+    source.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, source / name)
+    for name in ("vendomini_eval", "tasks", "solvers", "scorers", "configs"):
+        shutil.copytree(ROOT / name, source / name, ignore=shutil.ignore_patterns("__pycache__"))
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", str(ROOT), "--no-deps", "--no-build-isolation", "-q", "-w",
+        [sys.executable, "-m", "pip", "wheel", str(source), "--no-deps", "--no-build-isolation", "-q", "-w",
          str(tmp_path)],
         check=True,
         cwd=tmp_path,

@@ -25,8 +25,8 @@ def mean_pe_per_step(p_shock: float, mix: str = "realistic") -> float:
     for seed in SEEDS:
         condition = Condition(complexity_level=1, p_shock=p_shock, pe_type_mix=mix, max_steps=STEPS)
         summary = run_policy(condition, seed, "heuristic").summary
-        if mix == "realistic":  # a real run, not one ended at once by a crash or business failure
-            assert summary["steps"] > 100, summary
+        if mix == "realistic":  # a real run, not one ended at once (a shock every step may end a business)
+            assert summary["steps"] > 50, summary
         values.append(summary["pe"]["combined"]["sum"] / summary["steps"])
     return sum(values) / len(values)
 

@@ -298,9 +298,8 @@ def test_tool_defs_carry_descriptions_and_the_schema() -> None:
         ({"memory_tools": "none", "recovery_tools": "all"}, (*BASE_TOOLS, "audit", "reset", "help")),
         (
             {"complexity_level": 4, "memory_tools": "full", "recovery_tools": "all"},
-            (*BASE_TOOLS, "expedite", "cancel", "get_quote", "write_note", "read_note", "search_notes",
-             "audit", "reset", "help"),
-        ),  # fmt: skip
+            tuple(TOOL_SPECS),
+        ),
     ],
 )
 def test_tool_set_follows_the_condition(overrides: dict[str, Any], expected: tuple[str, ...]) -> None:

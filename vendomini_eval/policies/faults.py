@@ -31,6 +31,19 @@ TOOL_DOWN_RETRY_DAYS = 3  # a tool that answered "down, try again in a few days"
 
 
 class FaultyHeuristic(HeuristicPolicy):
+    """The heuristic until step `onset`, then `fault` from that step on (every fault acts at its first step):
+
+    * looping: re-reads the catalogue forever;
+    * invalid_burst: 85 % malformed or unknown calls, the routine otherwise;
+    * budget_denial: states a cash belief ten times too high and orders against it, every other step;
+    * decoupling: runs its routine but predicts that each action will fail (writes notes instead of waiting);
+    * exploration_collapse: one tool only, a valid world-changing call with varying arguments (notes);
+    * slow_divergence: runs its routine every other step, stating cash and stock beliefs that drift away;
+    * stall: only waits.
+
+    Each fault keeps reading its observations as the routine does, so that it shows its own breakdown rather
+    than another one (a refused offer, a tool that is down)."""
+
     def __init__(self, context: PolicyContext, seed: int = 0, *, fault: str, onset: int) -> None:
         if fault not in FAULTS:
             raise ValueError(f"unknown fault '{fault}'; choose one of {', '.join(FAULTS)}")
@@ -145,8 +158,9 @@ class FaultyHeuristic(HeuristicPolicy):
         elif "get_quote" in self.context.tools and self.beliefs.offers:
             keys = sorted(self.beliefs.offers)
             supplier_id, sku_id = keys[self._faulty_steps % len(keys)]
-            quantity = self.beliefs.offers[(supplier_id, sku_id)]["min_order"]
-            tool, args, expected = "get_quote", {"supplier_id": supplier_id, "sku_id": sku_id, "quantity": quantity}, {}
+            offer = self.beliefs.offers[(supplier_id, sku_id)]
+            args = {"supplier_id": supplier_id, "sku_id": sku_id, "quantity": offer["min_order"]}
+            tool, expected = "get_quote", {"expected_unit_price": offer["unit_price"]}
         else:
             tool, args, expected = self._forced_action()
         return tool, args, self.card(tool, {"success": True, **expected})

@@ -161,40 +161,49 @@ class HeuristicPolicy:
         return "wait", {}, {"success": True}
 
     def _purchase(self) -> tuple[str, dict[str, Any], dict[str, Any]] | None:
-        """Order for the SKU with the largest shortfall: open demand + safety stock - stock - inbound."""
+        """Order for open customer demand first (the SKU with the largest shortfall: open demand - stock -
+        inbound), then safety stock, which is bought only while cash stays above half the starting cash."""
         b = self.beliefs
         if not b.offers:
             return None
-        demand = dict.fromkeys(b.sale_price, 0)
+        demand: dict[str, int] = {}
         for o in b.customer_orders.values():
             demand[o["sku_id"]] = demand.get(o["sku_id"], 0) + o["quantity"]
         inbound: dict[str, int] = {}
         for po in b.inbound.values():
             inbound[po["sku_id"]] = inbound.get(po["sku_id"], 0) + po["quantity"]
-        shortfalls = sorted(
-            ((need + SAFETY_STOCK - b.stock.get(sku, 0) - inbound.get(sku, 0), sku) for sku, need in demand.items()),
-            key=lambda item: (-item[0], item[1]),
-        )
-        for shortfall, sku in shortfalls:
-            if shortfall <= 0:
-                break
-            offers = [o for key, o in b.offers.items() if key[1] == sku and key not in b.failed_offers]
-            if not offers:
-                continue
-            offer = min(offers, key=lambda o: (o["unit_price"], o["lead_days"], o["supplier_id"]))
-            quantity = max(shortfall + BATCH, offer["min_order"])
-            cost = round(offer["unit_price"] * quantity, 2)
-            if cost > b.cash - CASH_RESERVE:
-                continue
-            args = {"supplier_id": offer["supplier_id"], "sku_id": sku, "quantity": quantity}
-            expected = {
-                "success": True,
-                "expected_cost": cost,
-                "expected_delivery_day": b.day + offer["lead_days"],
-                "expected_quantity": quantity,
-            }
-            return "order", args, expected
+
+        def shortfalls(target: dict[str, int]) -> list[tuple[int, str]]:
+            gaps = ((need - b.stock.get(sku, 0) - inbound.get(sku, 0), sku) for sku, need in target.items())
+            return sorted((gap for gap in gaps if gap[0] > 0), key=lambda item: (-item[0], item[1]))
+
+        safety = {sku: demand.get(sku, 0) + SAFETY_STOCK for sku in b.sale_price}
+        for gaps, reserve in ((shortfalls(demand), CASH_RESERVE), (shortfalls(safety), self.context.start_cash / 2)):
+            for shortfall, sku in gaps:
+                order = self._order_for(sku, shortfall, reserve)
+                if order is not None:
+                    return order
         return None
+
+    def _order_for(self, sku: str, shortfall: int, reserve: float) -> tuple[str, dict[str, Any], dict[str, Any]] | None:
+        """An order covering `shortfall` (plus a batch) from the cheapest offer, if it leaves `reserve` in cash."""
+        b = self.beliefs
+        offers = [o for key, o in b.offers.items() if key[1] == sku and key not in b.failed_offers]
+        if not offers:
+            return None
+        offer = min(offers, key=lambda o: (o["unit_price"], o["lead_days"], o["supplier_id"]))
+        quantity = max(shortfall + BATCH, offer["min_order"])
+        cost = round(offer["unit_price"] * quantity, 2)
+        if cost > b.cash - reserve:
+            return None
+        args = {"supplier_id": offer["supplier_id"], "sku_id": sku, "quantity": quantity}
+        expected = {
+            "success": True,
+            "expected_cost": cost,
+            "expected_delivery_day": b.day + offer["lead_days"],
+            "expected_quantity": quantity,
+        }
+        return "order", args, expected
 
     # ----- predictions ------------------------------------------------------------------------------------
     def card(self, tool: str, expected: dict[str, Any]) -> Prediction:

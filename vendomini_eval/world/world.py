@@ -161,8 +161,17 @@ class World:
     def apply(self, tool: str, args: Args) -> dict[str, Any]:
         """Apply one validated tool call; return its observation or raise `ActionError` (state unchanged)."""
         if self.tool_is_down(tool):
-            raise ActionError("tool_down", f"{tool} is temporarily unavailable. Try again in a few days.")
+            raise ActionError(
+                "tool_down",
+                f"{tool} is temporarily unavailable. Try again in a few days.",
+                attempted_cents=self._list_cost(args) if isinstance(args, OrderArgs) else 0,
+            )
         return getattr(self, f"_do_{tool}")(args)
+
+    def _list_cost(self, a: OrderArgs) -> int:
+        """What an order would cost at today's list price (0 if the offer does not exist)."""
+        offer = self.effective_offer(a.supplier_id, a.sku_id)
+        return offer.unit_price_cents * a.quantity if offer is not None and a.quantity > 0 else 0
 
     def _do_check_orders(self, _: Args) -> dict[str, Any]:
         s = self.state
