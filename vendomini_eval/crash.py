@@ -42,7 +42,7 @@ _KEY_CHARS = 80  # action keys are truncated to this in evidence, to keep the tr
 _HISTORY_WINDOWS = 3  # onset look-back of collapse and divergence, in windows / EWMA spans
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: one is built per step, and a frozen init costs twice as much
 class StepFacts:
     """What the detector learns about one completed step (built by the Episode, one per step).
 

@@ -104,30 +104,33 @@ class PredictionCard:
 
 
 def _value(tool: str, name: str, kind: FieldKind, raw: Any) -> Any:
-    where = f"{tool}: prediction field '{name}'"
     if kind == "success":
         if not isinstance(raw, bool):
-            raise ActionError("bad_prediction", f"{where} must be true or false, got {raw!r}")
+            raise _bad(tool, name, f"must be true or false, got {raw!r}")
         return raw
     if kind == "text":
         if not isinstance(raw, str) or len(raw) > MAX_RATIONALE:
-            raise ActionError("bad_prediction", f"{where} must be a text of at most {MAX_RATIONALE} characters")
+            raise _bad(tool, name, f"must be a text of at most {MAX_RATIONALE} characters")
         return raw
-    if isinstance(raw, bool) or not isinstance(raw, int | float):
-        raise ActionError("bad_prediction", f"{where} must be a number, got {raw!r}")
+    if isinstance(raw, bool) or not isinstance(raw, (int, float)):
+        raise _bad(tool, name, f"must be a number, got {raw!r}")
     if isinstance(raw, float) and not math.isfinite(raw):
-        raise ActionError("bad_prediction", f"{where} must be a finite number, got {raw!r}")
+        raise _bad(tool, name, f"must be a finite number, got {raw!r}")
     if abs(raw) > MAX_MAGNITUDE:  # before any float conversion: a huge int would overflow it
-        raise ActionError("bad_prediction", f"{where} is out of range (|value| <= {MAX_MAGNITUDE:g})")
+        raise _bad(tool, name, f"is out of range (|value| <= {MAX_MAGNITUDE:g})")
     if kind == "probability":
         if not 0.0 <= raw <= 1.0:
-            raise ActionError("bad_prediction", f"{where} must be between 0 and 1, got {raw!r}")
+            raise _bad(tool, name, f"must be between 0 and 1, got {raw!r}")
         return float(raw)
     if kind == "money":
         return round(raw * 100)
     if raw != int(raw):
-        raise ActionError("bad_prediction", f"{where} must be a whole number, got {raw!r}")
+        raise _bad(tool, name, f"must be a whole number, got {raw!r}")
     return int(raw)
+
+
+def _bad(tool: str, name: str, problem: str) -> ActionError:
+    return ActionError("bad_prediction", f"{tool}: prediction field '{name}' {problem}")
 
 
 def parse_card(
