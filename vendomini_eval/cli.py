@@ -1,4 +1,5 @@
-"""The `vendomini` command: `plan` shows an experiment's grid, `simulate` runs one episode directly."""
+"""The `vendomini` command: `plan` shows an experiment's grid, `simulate` runs one episode directly, `run` runs
+the grid through Inspect (eval_set)."""
 
 from __future__ import annotations
 
@@ -86,7 +87,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
                **output.summary}  # fmt: skip
     if args.trace:
         trace = {"columns": output.episode.trace.columns(), "signals": output.episode.trace.signals}
-        Path(args.trace).write_text(json.dumps(trace))
+        Path(args.trace).write_text(json.dumps(trace), encoding="utf-8")
     if args.json:
         print(json.dumps(summary, indent=2))
     else:
@@ -94,6 +95,37 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         if args.trace:
             print(f"trace          {args.trace}")
     return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """Expand the grid into phase tasks and run them with eval_set (resumable); `--dry-run` only plans."""
+    from vendomini_eval import grid  # imported here: `plan` and `simulate` never load the runner
+
+    try:
+        sweep = grid.plan_sweep(
+            args.config, models=args.model, log_dir=args.log_dir, max_steps=args.max_steps,
+            replications=args.replications, limit_conditions=args.limit_conditions, workers=args.workers,
+        )  # fmt: skip
+        if args.dry_run:
+            print(grid.format_sweep(sweep))
+            return 0
+        interactive = sys.stdout.isatty() and sys.stdin.isatty()
+        # Off a terminal (CI, logs, shard processes), Inspect's "log" display: silent but for errors, and about
+        # twice as fast as "none" for scripted models (which still renders each task's metrics table).
+        display = args.display or ("full" if interactive and args.workers == 1 else "log")
+        settings = grid.eval_settings(
+            max_samples=args.max_samples, max_tasks=args.max_tasks, retry_attempts=args.retry_attempts,
+            display=display,
+        )  # fmt: skip
+        result = grid.run_sweep(sweep, settings)
+    except grid.GridError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except grid.SweepInterrupted as interrupted:
+        print(f"interrupted ({interrupted}): rerun the same command to resume", file=sys.stderr)
+        return 128 + interrupted.signum
+    print(grid.format_result(result))
+    return 0 if result.ok else 1
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -116,6 +148,32 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--json", action="store_true", help="print the summary as JSON")
     sim.add_argument("--trace", help="write the per-step trace (columns and signals) to this JSON file")
     sim.set_defaults(func=cmd_simulate)
+
+    run = sub.add_parser(
+        "run", help="run an experiment's grid through Inspect (eval_set); rerun the same command to resume"
+    )
+    run.add_argument("config", help="experiment YAML, or a shipped name such as phase1")
+    run.add_argument("--model", help="comma-separated Inspect models (default: the experiment's models)")
+    run.add_argument("--log-dir", help="log directory of the sweep (default: logs/<experiment>)")
+    run.add_argument("--max-steps", type=int, help="override every condition's max_steps")
+    run.add_argument("--replications", type=int, help="override the experiment's replications")
+    run.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="processes to shard the conditions over, each on LOGDIR/shard-<i>-of-<N> (default: 1)",
+    )
+    run.add_argument("--max-samples", type=int, help="samples run at once per task (Inspect's default)")
+    run.add_argument("--max-tasks", type=int, help="tasks run at once per process (Inspect's default)")
+    run.add_argument("--retry-attempts", type=int, default=1, help="eval_set retries of a failed task (default: 1)")
+    run.add_argument("--limit-conditions", type=int, help="run only the first N conditions (quick tries)")
+    run.add_argument(
+        "--display",
+        choices=["full", "rich", "plain", "log", "none"],
+        help="Inspect display (default: full on a terminal with one worker, else log)",
+    )
+    run.add_argument("--dry-run", action="store_true", help="print the tasks and shards that would run")
+    run.set_defaults(func=cmd_run)
     return parser
 
 

@@ -1,0 +1,346 @@
+"""`vendomini run`: the grid as Inspect tasks through eval_set, sharding, resume, and bad input.
+
+The runs are real: the `vendomini` command in a subprocess, with the scripted models on a tiny grid (a YAML
+that inherits the shipped base.yaml: 4 conditions, 30 steps, one replication). They check that every task
+completes with the scores the direct runner gives, that two workers give the same samples and scores as one,
+and that a sweep killed mid-run resumes without rerunning finished samples.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from inspect_ai.log import EvalLog, list_eval_logs, read_eval_log
+
+from vendomini_eval.cli import main
+from vendomini_eval.condition import Condition
+from vendomini_eval.experiments import expand_runs, load_experiment, shipped_configs_dir
+from vendomini_eval.grid import (
+    PHASES,
+    GridError,
+    Shard,
+    ShardJob,
+    check_log_dir_layout,
+    parse_models,
+    phase_task_function,
+    plan_sweep,
+    task_parameters,
+)
+from vendomini_eval.runner import run_policy
+from vendomini_eval.scorers._values import business_values, survival_values
+
+MODELS = ("vendomini/heuristic", "vendomini/random")
+TINY = """\
+name: tiny
+inherit: {base}
+replications: 1
+fixed:
+  max_steps: 30
+  pe_mag: high
+grid:
+  p_shock: [0.0, 0.6]
+  prediction_mode: [required, optional]
+"""
+
+
+def write_config(directory: Path, text: str, name: str = "tiny.yaml") -> Path:
+    path = directory / name
+    path.write_text(text.format(base=shipped_configs_dir() / "base.yaml"), encoding="utf-8")
+    return path
+
+
+def vendomini(*args: str | Path, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "vendomini_eval.cli", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def success_logs(log_dir: Path) -> dict[str, EvalLog]:
+    """Successful logs below log_dir (shard dirs included), by local file path."""
+    logs = {}
+    for info in list_eval_logs(str(log_dir)):
+        try:
+            header = read_eval_log(info.name, header_only=True)
+        except Exception:  # a log being written (the kill test polls running sweeps)
+            continue
+        if header.status == "success":
+            logs[info.name.removeprefix("file://")] = header
+    return logs
+
+
+def sample_scores(log_dir: Path) -> dict[tuple[str, str, str], dict[str, Any]]:
+    """(task, model, sample id) -> {scorer: value} over every successful log below log_dir."""
+    scores = {}
+    for path, header in success_logs(log_dir).items():
+        log = read_eval_log(path)
+        assert log.samples is not None
+        for sample in log.samples:
+            assert sample.scores is not None
+            key = (header.eval.task, str(header.eval.model), str(sample.id))
+            assert key not in scores, f"{key} logged twice"
+            scores[key] = {name: score.value for name, score in sample.scores.items()}
+    return scores
+
+
+def same_values(a: Any, b: Any) -> bool:
+    """Equality where NaN equals NaN (unset PE means are NaN)."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(same_values(a[k], b[k]) for k in a)
+    if isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b):
+        return True
+    return a == b
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_config(tmp_path_factory.mktemp("config"), TINY)
+
+
+@pytest.fixture(scope="module")
+def one_worker(tiny: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subprocess.CompletedProcess[str]]:
+    """The tiny grid on both scripted models, one worker."""
+    log_dir = tmp_path_factory.mktemp("one") / "logs"
+    return log_dir, vendomini("run", tiny, "--log-dir", log_dir)
+
+
+# ----- planning (no runs) -------------------------------------------------------------------------------
+
+
+def test_plan_maps_a_custom_grid_onto_its_phase_task(tiny: Path) -> None:
+    sweep = plan_sweep(tiny, workers=3)
+    assert sweep.phase == "phase1" and sweep.models == MODELS and sweep.replications == 1
+    assert [c.task_args for c in sweep.conditions[:2]] == [
+        {"p_shock": 0.0, "pe_mag": "high", "prediction_mode": "required", "max_steps": 30, "replications": 1},
+        {"p_shock": 0.0, "pe_mag": "high", "prediction_mode": "optional", "max_steps": 30, "replications": 1},
+    ]
+    assert sweep.conditions[3].task_name == "phase1_p_shock-0.6__pe_mag-high__prediction_mode-optional"
+    # Round-robin: condition i goes to shard i mod 3, every shard has every model.
+    shards = sweep.shards()
+    assert [[c.index for c in shard.conditions] for shard in shards] == [[0, 3], [1], [2]]
+    assert [Path(shard.log_dir).name for shard in shards] == ["shard-0-of-3", "shard-1-of-3", "shard-2-of-3"]
+    assert all(shard.models == MODELS for shard in shards)
+    # A shard is the unit a later backend ships as JSON.
+    job = ShardJob(shard=shards[0], settings={"max_samples": 4})
+    assert ShardJob.model_validate_json(job.model_dump_json()) == job
+
+
+def test_plan_of_a_shipped_phase_passes_axes_and_overrides_only() -> None:
+    sweep = plan_sweep("phase3", max_steps=40, limit_conditions=2, models="vendomini/heuristic")
+    assert sweep.phase == "phase3" and sweep.total_conditions == 66 and len(sweep.conditions) == 2
+    assert sweep.conditions[0].task_args == {
+        "p_shock": 0.0, "complexity_level": 1, "recovery_tools": "none", "max_steps": 40,
+    }  # fmt: skip
+    assert plan_sweep("phase3", limit_conditions=1).conditions[0].task_args == {
+        "p_shock": 0.0, "complexity_level": 1, "recovery_tools": "none",  # max_steps derived, as in the phase
+    }  # fmt: skip
+
+
+def test_dry_run_prints_shards_and_writes_nothing(
+    tiny: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["run", str(tiny), "--dry-run", "--workers", "2", "--log-dir", str(tmp_path / "logs")]) == 0
+    out = capsys.readouterr().out
+    assert "tasks         8  (4 conditions x 2 models), 8 samples" in out
+    assert f"shard-1-of-2: 2 conditions x 2 models = 4 tasks -> {tmp_path / 'logs'}/shard-1-of-2" in out
+    assert "inspect eval vendomini_eval/phase1 -T p_shock=0.6 -T pe_mag=high -T prediction_mode=optional" in out
+    assert not (tmp_path / "logs").exists()
+
+
+def test_plan_and_dry_run_stay_inspect_free() -> None:
+    """`vendomini plan` and `vendomini run --dry-run` never import Inspect (the runner's parent process of a
+    sharded sweep neither: it plans the same way)."""
+    code = (
+        "import sys; from vendomini_eval.cli import main; main(['plan', 'phase1']); "
+        "main(['run', 'phase3', '--dry-run', '--workers', '3']); "
+        "assert not [m for m in sys.modules if m.startswith('inspect_ai')], 'inspect_ai was imported'"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+
+
+@pytest.mark.parametrize("phase", PHASES)
+def test_task_parameters_read_from_source_match_the_task_signature(phase: str) -> None:
+    assert task_parameters(phase) == tuple(inspect.signature(phase_task_function(phase)).parameters)
+
+
+# ----- real runs ----------------------------------------------------------------------------------------
+
+
+def test_small_grid_completes_with_the_expected_scores(tiny: Path, one_worker: tuple[Path, Any]) -> None:
+    log_dir, done = one_worker
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "tiny: 8/8 tasks in " in done.stdout
+    assert f"inspect view --log-dir {log_dir}" in done.stdout
+
+    sweep = plan_sweep(tiny, log_dir=log_dir)
+    logs = success_logs(log_dir)
+    assert sorted((h.eval.task, str(h.eval.model)) for h in logs.values()) == sorted(sweep.shards()[0].expected)
+    args_by_task = {c.task_name: c.task_args for c in sweep.conditions}
+    for header in logs.values():  # the task is the one `inspect eval vendomini_eval/phase1 -T ...` runs
+        assert header.eval.task_args_passed == args_by_task[header.eval.task]
+        assert header.results is not None and header.results.completed_samples == 1
+
+    # Each sample runs the experiment's own condition and run seed (those `expand_runs` gives it).
+    runs = {(r.condition.canonical_json(), r.seed) for r in expand_runs(load_experiment(tiny))}
+    logged = set()
+    for path in logs:
+        for sample in read_eval_log(path).samples or []:
+            logged.add(
+                (Condition.model_validate(sample.metadata["condition"]).canonical_json(), sample.metadata["seed"])
+            )
+    assert logged == runs
+
+    scores = sample_scores(log_dir)
+    assert len(scores) == 8
+    for path in logs:
+        log = read_eval_log(path)
+        for sample in log.samples or []:
+            values = scores[(log.eval.task, str(log.eval.model), str(sample.id))]
+            survival, business = values["survival"], values["business"]
+            assert 1 <= survival["steps"] <= 30 and survival["time_to_crash"] <= survival["steps"]
+            if str(log.eval.model) == "vendomini/heuristic":  # deterministic: the direct runner's numbers
+                condition = Condition.model_validate(sample.metadata["condition"])
+                summary = run_policy(condition, sample.metadata["seed"], "heuristic").summary
+                assert survival == survival_values(summary)
+                assert same_values(business, business_values(summary))
+
+
+def test_rerunning_a_complete_sweep_runs_nothing(tiny: Path, one_worker: tuple[Path, Any]) -> None:
+    log_dir, first = one_worker
+    assert first.returncode == 0
+    before = {p: (os.stat(p).st_mtime_ns, h.eval.eval_id) for p, h in success_logs(log_dir).items()}
+    again = vendomini("run", tiny, "--log-dir", log_dir)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "tiny: 8/8 tasks in " in again.stdout
+    after = {p: (os.stat(p).st_mtime_ns, h.eval.eval_id) for p, h in success_logs(log_dir).items()}
+    assert after == before
+
+
+@pytest.fixture(scope="module")
+def killed_and_resumed(tiny: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """The tiny grid with two workers, SIGTERMed once a task has finished, then rerun with the same command.
+
+    Tasks run one at a time per shard (--max-tasks 1, which is not part of task identity), so at the kill some
+    are finished and others running or queued."""
+    log_dir = tmp_path_factory.mktemp("killed") / "logs"
+    command = [sys.executable, "-m", "vendomini_eval.cli", "run", str(tiny), "--workers", "2", "--max-tasks", "1",
+               "--log-dir", str(log_dir)]  # fmt: skip
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 90
+    while not success_logs(log_dir) and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGTERM)
+    out, err = process.communicate(timeout=60)
+    finished = {p: (os.stat(p).st_mtime_ns, h.eval.eval_id) for p, h in success_logs(log_dir).items()}
+    rerun = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
+    return {"log_dir": log_dir, "killed": (process.returncode, out, err), "finished": finished, "rerun": rerun}
+
+
+def test_a_killed_sweep_resumes_without_rerunning_finished_samples(
+    tiny: Path, killed_and_resumed: dict[str, Any]
+) -> None:
+    log_dir, finished, rerun = (
+        killed_and_resumed["log_dir"],
+        killed_and_resumed["finished"],
+        killed_and_resumed["rerun"],
+    )
+    returncode, out, err = killed_and_resumed["killed"]
+    assert returncode == 128 + signal.SIGTERM, out + err
+    assert "rerun the same command to resume" in err
+    pids = [int(line.split("(pid ")[1].split(")")[0]) for line in out.splitlines() if "(pid " in line]
+    assert len(pids) == 2
+    for pid in pids:  # the shard processes were stopped with the runner
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+    grid = sorted(pair for shard in plan_sweep(tiny, workers=2).shards() for pair in shard.expected)
+    assert 1 <= len(finished) < len(grid), "the kill should land mid-run"
+
+    assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+    assert "tiny: 8/8 tasks in " in rerun.stdout
+    logs = success_logs(log_dir)
+    for path, (mtime, eval_id) in finished.items():  # kept as they were: not rerun
+        assert path in logs and os.stat(path).st_mtime_ns == mtime and logs[path].eval.eval_id == eval_id
+    assert sorted((h.eval.task, str(h.eval.model)) for h in logs.values()) == grid  # each task exactly once
+    assert all(h.results is not None and h.results.completed_samples == 1 for h in logs.values())
+    assert sorted(p.name for p in log_dir.iterdir() if p.is_dir()) == ["shard-0-of-2", "shard-1-of-2"]
+
+
+def test_two_workers_give_the_same_samples_and_scores(
+    one_worker: tuple[Path, Any], killed_and_resumed: dict[str, Any]
+) -> None:
+    """The two-worker sweep is the killed-and-resumed one: it must equal the uninterrupted one-worker sweep."""
+    assert one_worker[1].returncode == 0 and killed_and_resumed["rerun"].returncode == 0
+    one, two = sample_scores(one_worker[0]), sample_scores(killed_and_resumed["log_dir"])
+    assert one.keys() == two.keys() and len(one) == 8
+    for key in one:
+        assert same_values(one[key], two[key]), key
+
+
+# ----- bad input ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("config", "args", "message"),
+    [
+        ("fixed:\n  max_stepz: 3\n", (), "fixed.max_stepz: unknown condition key (did you mean max_steps?)"),
+        ("modelz: [a/b]\n", (), "modelz: unknown experiment key"),
+        ("", ("--model", "vendomini/heuristic,,vendomini/random"), "empty model name"),
+        ("", ("--model", "heuristic"), "'heuristic' is not an Inspect model name (provider/model"),
+        ("", ("--model", "vendomini/random,vendomini/random"), "vendomini/random given twice"),
+        ("", ("--workers", "0"), "--workers must be an integer >= 1, got 0"),
+        ("", ("--workers", "5"), "--workers 5 is more than the 4 conditions to run"),
+        ("", ("--max-steps", "0"), "--max-steps must be an integer >= 1"),
+        ("", ("--max-samples", "0"), "--max-samples must be an integer >= 1, got 0"),
+        ("", ("--workers", "2", "--display", "full"), "display 'full' cannot be shared by 2 processes"),
+        ("", ("--limit-conditions", "9"), "--limit-conditions 9: tiny has 4 conditions"),
+        ("fixed:\n  pressure_level: high\n", (), "no phase task can run these conditions exactly"),
+    ],
+)
+def test_bad_input_gets_a_clear_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], config: str, args: tuple[str, ...], message: str
+) -> None:
+    # The tiny grid with extra lines merged into its YAML (a second `fixed:` section replaces the first).
+    text = TINY.replace("fixed:\n  max_steps: 30\n  pe_mag: high\n", "") + config
+    path = write_config(tmp_path, text)
+    assert main(["run", str(path), "--log-dir", str(tmp_path / "logs"), *args]) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "logs").exists()
+
+
+def test_a_log_dir_of_another_layout_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "shard-0-of-3").mkdir()
+    with pytest.raises(GridError, match="holds a sweep run with --workers 3"):
+        check_log_dir_layout(str(tmp_path), 2)
+    check_log_dir_layout(str(tmp_path), 3)
+    flat = tmp_path / "flat"
+    flat.mkdir()
+    (flat / "2026-01-01T00-00-00_task_x.eval").write_bytes(b"")
+    with pytest.raises(GridError, match="--workers 1"):
+        check_log_dir_layout(str(flat), 2)
+
+
+def test_an_unknown_model_provider_fails_the_run_with_its_name(tiny: Path, tmp_path: Path) -> None:
+    done = vendomini("run", tiny, "--model", "nosuchprovider/x", "--limit-conditions", "1", "--log-dir", tmp_path)
+    assert done.returncode != 0
+    assert "nosuchprovider" in done.stdout + done.stderr
+
+
+def test_parse_models_strips_spaces() -> None:
+    assert parse_models(" vendomini/heuristic , openai/gpt-4o") == ("vendomini/heuristic", "openai/gpt-4o")
+    with pytest.raises(GridError):
+        parse_models([])
+    assert json.loads(Shard(phase="phase1", models=MODELS, conditions=(), log_dir="x").model_dump_json())["count"] == 1
