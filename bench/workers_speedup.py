@@ -6,9 +6,10 @@ that a change in machine load hits both, and reports the median wall time of eac
 process start-up, eval_set, shard processes), the turns per second and the ratio. Target: >= 1.6x with 2
 workers on 2 free cores. On a shared machine, read the ratio against the load average and against the cores
 each run obtained (CPU seconds of the command and its shard processes / wall seconds): two workers can only
-be faster when they get more than one core.
+be faster when they get more than one core. Each shard process pays a few seconds of Inspect start-up, so the
+default runs are 300 steps long (a real phase has far more work per shard).
 
-    python bench/workers_speedup.py [--conditions 8] [--max-steps 100] [--workers 2] [--repeats 3]
+    python bench/workers_speedup.py [--conditions 8] [--max-steps 300] [--workers 2] [--repeats 3]
 """
 
 from __future__ import annotations
@@ -70,7 +71,7 @@ def load() -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--conditions", type=int, default=8)
-    parser.add_argument("--max-steps", type=int, default=100)
+    parser.add_argument("--max-steps", type=int, default=300)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()

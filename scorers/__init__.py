@@ -1,7 +1,7 @@
 """Inspect scorers and metrics over the core's run summaries. Installed as vendomini_eval.scorers.
 
 Each scorer reads the sample's `EpisodeRecord` (solvers/store.py) and wraps numbers computed by the core
-(`Episode.summary()`); method and value schemas: docs/drafts/method_scoring.md.
+(`Episode.summary()`); method and value schemas: docs/METHOD.md, "Scoring".
 """
 
 from ._kaplan_meier import kaplan_meier, km_median
