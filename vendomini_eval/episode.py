@@ -58,6 +58,8 @@ IMMEDIATE_FIELDS = {
 }
 # Fields that resolve when a purchase order arrives.
 DELIVERY_FIELDS = ("expected_delivery_day", "expected_quantity")
+TRACE_HASH_CHARS = 16  # 64 bits tell a run's states apart; the full hash would be most of the log's bytes
+TRACE_DECIMALS = 6  # PE values in the exported trace (the tracker keeps full precision)
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,7 +148,7 @@ class Trace:
             i = self.BASE_COLUMNS.index(name)
             return [row[i] for row in self._rows]
         i, width = PE_COLUMNS.index(name), len(PE_COLUMNS)
-        return self._pe[i::width].tolist()
+        return [round(value, TRACE_DECIMALS) for value in self._pe[i::width]]
 
     def columns(self) -> dict[str, list[Any]]:
         return {name: self.column(name) for name in (*self.BASE_COLUMNS, *PE_COLUMNS)}
@@ -240,7 +242,7 @@ class Episode:
         state_hash = s.state_hash()
         self.trace.append(
             (step, s.day, tool, valid, error.kind if error else None, s.cash_cents,
-             shock.kind if shock else None, len(notices), state_hash),
+             shock.kind if shock else None, len(notices), state_hash[:TRACE_HASH_CHARS]),
             record.values,
         )  # fmt: skip
         return StepResult(

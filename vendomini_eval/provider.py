@@ -63,7 +63,7 @@ MAX_CONNECTIONS = 1_000  # CPU-local: no rate limit to respect
 MAX_CONVERSATIONS = 4_096  # live conversations kept; must exceed the samples run at once
 CHARS_PER_TOKEN = 4
 PROMPT_DIGEST_CHARS = 12
-CONTEXT_LENGTH = 4_096
+CONTEXT_LENGTH = 2_048
 """Declared context length of the scripted models. They read only the newest tool result, so the solver's
 window (half the context length) can stay small, which keeps Inspect's per-turn work small."""
 
