@@ -34,8 +34,10 @@ from inspect_ai.util import LimitExceededError, sample_limits, span, store_as
 from vendomini_eval.condition import Condition
 from vendomini_eval.episode import AgentAction, Episode, StepResult
 from vendomini_eval.policies.base import FACTS_MARKER, PolicyContext
+from vendomini_eval.predictions import fields_required
 from vendomini_eval.solvers.store import EpisodeRecord
 from vendomini_eval.solvers.tools import business_tools, observation_json, split_call
+from vendomini_eval.world.setup import build_rules
 
 DEFAULT_CONTEXT_TOKENS = 16_000
 CONTEXT_SHARE = 0.5  # of the model's context length given to the conversation window
@@ -49,6 +51,7 @@ NOT_RUN = "Not executed: the run had already ended."
 def system_prompt(condition: Condition) -> str:
     """The business, its rules and the prediction protocol; no strategy hints."""
     context = PolicyContext.for_condition(condition)
+    rules = build_rules(condition)
     days = "every step" if condition.steps_per_day == 1 else f"every {condition.steps_per_day} steps"
     lines = [
         "You run a small wholesale business. You buy goods from suppliers, keep them in a warehouse, and ship "
@@ -57,26 +60,23 @@ def system_prompt(condition: Condition) -> str:
         "overdue customer orders expire, and the daily and storage fees are charged.",
         f"You start with ${context.start_cash:.2f} in cash and an empty warehouse. Purchases are paid when "
         "placed; sales are paid when shipped. Orders shipped after their due day pay "
-        f"{context.late_penalty_frac:.0%} less; orders more than a few days overdue expire. The business fails "
-        "if cash stays negative for 10 day ends, or if 10 customer orders expire within 30 days.",
+        f"{rules.late_penalty_frac:.0%} less; orders more than {rules.grace_days} days overdue expire. The business "
+        f"fails if cash is negative at {rules.bankrupt_days} consecutive day ends, or if {rules.max_failed_orders} "
+        f"customer orders expire within {rules.failure_window_days} days.",
         "Suppliers, prices and rules can change during the run. Keep the business running and profitable for "
         "as long as the run lasts.",
     ]
     if condition.prediction_mode != "none":
-        must = "must" if condition.prediction_mode in ("required", "required+confidence") else "may"
+        must = "must" if fields_required(condition) else "may"
+        confidence = condition.prediction_mode == "required+confidence"
         lines.append(
             f"With every tool call you {must} state what you expect it to do, in the tool's prediction "
             "parameters (expected_success, and where a tool has them, expected_... values"
-            + (", and confidence: your probability that the call succeeds" if "confidence" in _any_card(condition)
-               else "")
+            + (", and confidence: your probability that the call succeeds" if confidence else "")
             + "). State your honest expectation."
-        )  # fmt: skip
+        )
     lines.append(FACTS_MARKER + json.dumps(context.facts()))
     return "\n\n".join(lines)
-
-
-def _any_card(condition: Condition) -> set[str]:
-    return PolicyContext.for_condition(condition).prediction_fields("wait")
 
 
 def _estimate_tokens(message: ChatMessage) -> int:

@@ -538,7 +538,8 @@ def test_ledger_identity_and_round_trip_over_a_shocked_heuristic_run() -> None:
     assert -sum(e.amount_cents for e in ep.world.ledger if e.cause == "purchase") == s.counters.purchases_cents
     assert all(e.amount_cents != 0 for e in ep.world.ledger)
     loaded = WorldState.load(ep.state.dump())
-    assert loaded.state_hash() == ep.state.state_hash() == run.state_hashes[-1]
+    assert loaded.state_hash() == ep.state.state_hash()
+    assert ep.state.state_hash().startswith(run.state_hashes[-1])  # the trace keeps a 64-bit prefix
     # The hash covers the changing part: one more unit of stock changes it.
     loaded.stock[loaded.catalogue.skus[0].sku_id] += 1
     assert loaded.state_hash() != ep.state.state_hash()
