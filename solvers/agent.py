@@ -89,18 +89,20 @@ def _estimate_tokens(message: ChatMessage) -> int:
 
 
 def trim_window(messages: list[ChatMessage], budget_tokens: int) -> list[ChatMessage]:
-    """The first two messages (system prompt, task) plus the most recent turns that fit the budget. The window
-    never starts with a tool result whose call was dropped."""
+    """The first two messages (system prompt, task), the latest turn (the last reply and what answered it,
+    whatever its size: the model must see the result of its last call), and as many earlier turns as fit the
+    budget. The window never starts with a tool result whose call was dropped."""
     head, body = messages[:2], messages[2:]
-    used = sum(_estimate_tokens(m) for m in head)
-    start = len(body)
+    last_reply = max((i for i, m in enumerate(body) if isinstance(m, ChatMessageAssistant)), default=len(body))
+    start = min(last_reply, len(body))
+    used = sum(_estimate_tokens(m) for m in head) + sum(_estimate_tokens(m) for m in body[start:])
     while start > 0 and len(body) - start < MAX_WINDOW_MESSAGES:
         cost = _estimate_tokens(body[start - 1])
         if used + cost > budget_tokens:
             break
         used += cost
         start -= 1
-    while start < len(body) and isinstance(body[start], ChatMessageTool):
+    while start < last_reply and isinstance(body[start], ChatMessageTool):
         start += 1
     return head + body[start:]
 

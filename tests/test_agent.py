@@ -61,3 +61,26 @@ def test_vendomini_agent_with_a_small_context_budget_runs_the_episode(tmp_path: 
     assert record.outcome in ("censored", "crashed", "terminated")
     assert record.summary is not None and record.summary["steps"] >= 1
     assert len(record.trace["columns"]["state_hash"]) == record.summary["steps"]
+
+
+def test_window_always_keeps_the_latest_turn_even_over_budget() -> None:
+    messages = conversation(5)
+    big = ChatMessageTool(content="x" * 40_000, tool_call_id="big", function="check_catalogue")
+    call = ToolCall(id="big", function="check_catalogue", arguments={})
+    messages += [ChatMessageAssistant(content="", tool_calls=[call]), big]
+    window = trim_window(messages, budget_tokens=500)
+    assert window[-2:] == messages[-2:]  # the model sees the answer to its last call
+    assert window[:2] == messages[:2]
+
+
+def test_large_results_do_not_reset_the_scripted_agent(tmp_path: Path) -> None:
+    """Level 4 catalogues exceed the scripted model's small window; the run must still progress."""
+    condition = Condition(max_steps=80, p_shock=0.0, complexity_level=4)
+    sample = Sample(id="one", input="Run it.", metadata={"condition": condition.model_dump(), "seed": 5})
+    task = Task(dataset=MemoryDataset([sample]), solver=vendomini_agent())
+    (log,) = inspect_eval(task, model="vendomini/heuristic", log_dir=str(tmp_path), display="none")
+    store = log.samples[0].store
+    tools = store["EpisodeRecord:trace"]["columns"]["tool"]
+    assert tools.count("check_catalogue") <= 3
+    assert store["EpisodeRecord:summary"]["crashed"] is False
+    assert store["EpisodeRecord:summary"]["counters"]["orders_shipped"] > 0

@@ -20,12 +20,13 @@ from vendomini_eval.runner import run_policy
 from vendomini_eval.solvers import EpisodeRecord, system_prompt
 from vendomini_eval.tasks._phase import TASK_INPUT
 from vendomini_eval.tasks.phase1 import phase1
+from vendomini_eval.tasks.phase5 import phase5
 
 MAX_STEPS = 60
 
 
-def run_inspect(tmp_path: Any, **model_args: Any) -> EvalLog:
-    task = phase1(p_shock=0.3, pe_mag="high", max_steps=MAX_STEPS, replications=2)
+def run_inspect(tmp_path: Any, task: Any = None, **model_args: Any) -> EvalLog:
+    task = task or phase1(p_shock=0.3, pe_mag="high", max_steps=MAX_STEPS, replications=2)
     [log] = eval(task, model="vendomini/heuristic", model_args=model_args, log_dir=str(tmp_path), display="none")
     assert log.status == "success", log.error
     reread = read_eval_log(log.location)
@@ -56,8 +57,11 @@ def first_texts(sample: EvalSample, condition: Condition) -> tuple[str, str]:
     return system, user
 
 
-def test_heuristic_inspect_run_equals_direct_run(tmp_path: Any, no_network: list[Any]) -> None:
-    log = run_inspect(tmp_path)
+@pytest.mark.parametrize("level", [None, 4], ids=["phase1", "phase5-level4"])
+def test_heuristic_inspect_run_equals_direct_run(tmp_path: Any, no_network: list[Any], level: int | None) -> None:
+    # Level 4 catalogues are larger than the scripted model's context window: the latest turn must survive.
+    task = None if level is None else phase5(complexity_level=level, max_steps=MAX_STEPS, replications=2)
+    log = run_inspect(tmp_path, task)
     seeds = set()
     for sample in log.samples or []:
         condition, seed = identity(sample)

@@ -131,8 +131,10 @@ def test_phase_tasks_run_offline(phase: Callable[..., Task], tmp_path: Any, no_n
     sample = only_sample(log)
     assert_scored(sample)
     stored = record(sample)
-    assert stored.outcome in ("censored", "crashed", "terminated")
-    assert stored.summary["steps"] == sample.scores["survival"].value["steps"] <= 40
+    # The competent heuristic runs its business through these 40 steps (no crash, orders shipped).
+    assert stored.outcome == "censored" and stored.summary["steps"] == 40
+    assert stored.summary["counters"]["orders_shipped"] > 0
+    assert stored.summary["steps"] == sample.scores["survival"].value["steps"]
     assert stored.condition == log.eval.metadata["condition"] == sample.metadata["condition"]
     assert len(stored.trace["columns"]["step"]) == stored.summary["steps"]
     assert log.results is not None and log.results.headline is not None
