@@ -31,6 +31,7 @@ from vendomini_eval.predictions import BELIEF_FIELDS, PE_TYPE_OF_KIND, Predictio
 from vendomini_eval.shocks import ShockSchedule, apply_shock
 from vendomini_eval.world.actions import ActionError, parse_args
 from vendomini_eval.world.setup import new_world
+from vendomini_eval.world.state import WorldState
 from vendomini_eval.world.tools import TOOL_SPECS, available_tools
 from vendomini_eval.world.world import World, dollars
 
@@ -175,7 +176,7 @@ class Episode:
         self.done = False
 
     @property
-    def state(self):
+    def state(self) -> WorldState:
         return self.world.state
 
     @property
@@ -295,7 +296,7 @@ class Episode:
             return tool, None, error, card
 
     def _observe(self, step: int, prediction_id: str, name: str, predicted: Any, actual: Any) -> PEObservation:
-        kind = card_fields_kind(name)
+        kind = _FIELD_PE_TYPE[name]
         if kind == "temporal":
             value = temporal_pe(predicted, actual, self.condition.pe.temporal_half_days)
         elif kind == "quantity":
@@ -377,12 +378,8 @@ class Episode:
         }
 
 
-def card_fields_kind(name: str) -> str:
-    """PE type of a card field (all fields of every tool share one kind per name)."""
-    return _FIELD_PE_TYPE[name]
-
-
 def _field_pe_types() -> dict[str, str]:
+    """PE type of every card field (a field name has one kind whatever the tool)."""
     probe = Condition(prediction_mode="required+confidence", prediction_format="rich")
     types: dict[str, str] = {}
     for tool in TOOL_SPECS:
