@@ -1,5 +1,5 @@
 """The `vendomini` command: `plan` shows an experiment's grid, `simulate` runs one episode directly, `run` runs
-the grid through Inspect (eval_set)."""
+the grid through Inspect (eval_set), `analyze` turns its logs into tables, statistics and an HTML report."""
 
 from __future__ import annotations
 
@@ -128,6 +128,29 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0 if result.ok else 1
 
 
+def cmd_analyze(args: argparse.Namespace) -> int:
+    """Read every log below LOGDIR and write the tables, statistics and report to --out."""
+    try:  # imported here: the analysis needs the `analysis` extra, which the other commands do not
+        from vendomini_eval.analysis import AnalysisInputError, analyze, write_report
+    except ImportError as error:
+        print(f"error: {error}; install the analysis extra: pip install 'vendomini-eval[analysis]'", file=sys.stderr)
+        return 2
+    if args.block < 1:
+        print(f"error: --block {args.block}: must be at least 1", file=sys.stderr)
+        return 2
+    try:
+        analysis = analyze(args.log_dir, block=args.block)
+    except AnalysisInputError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    index = write_report(analysis, args.out)
+    loaded = analysis.loaded
+    skipped = ", ".join(f"{kind} {n}" for kind, n in sorted(loaded.skip_counts().items()))
+    print(f"{len(analysis.runs)} runs from {len(loaded.logs)} logs" + (f"; skipped: {skipped}" if skipped else ""))
+    print(f"report: {index}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="vendomini", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -174,6 +197,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--dry-run", action="store_true", help="print the tasks and shards that would run")
     run.set_defaults(func=cmd_run)
+
+    analyze = sub.add_parser("analyze", help="tables, survival statistics and an HTML report from a sweep's logs")
+    analyze.add_argument("log_dir", metavar="LOGDIR", help="directory searched recursively for .eval logs")
+    analyze.add_argument("--out", default="report", help="output directory (default: report)")
+    analyze.add_argument(
+        "--block", type=int, default=1, help="steps per interval of the time-varying Cox model (default: 1)"
+    )
+    analyze.set_defaults(func=cmd_analyze)
     return parser
 
 

@@ -1,0 +1,326 @@
+"""The analysis (`vendomini_eval.analysis`, `vendomini analyze`): statistics checked against known truth on
+synthetic data, then the whole path from real Inspect logs of the scripted models to the HTML report.
+
+Synthetic truths: a time-varying PE covariate with a known hazard ratio (piecewise-constant hazard
+h(t) = h0 * exp(beta * x(t)), x known before each step), exponential survival with a known median, censored
+runs that must never count as crashes, and a Wilson interval computed by hand.
+"""
+
+from __future__ import annotations
+
+import math
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from vendomini_eval.analysis import AnalysisInputError, analyze, load_runs, runs_table, stats, steps_table, write_report
+from vendomini_eval.cli import main
+
+# ----- synthetic data with known truth --------------------------------------------------------------------
+
+
+def simulate_pe_hazard(seed: int, runs: int = 300, horizon: int = 100, h0: float = 0.01, beta: float = 0.8
+                       ) -> tuple[pd.DataFrame, pd.DataFrame]:  # fmt: skip
+    """Runs whose crash hazard in step t is h0 * exp(beta * x), x the cumulative PE at the end of step t-1.
+
+    The PE accumulator grows as in a run: most steps resolve nothing, some add a PE in [0, 0.5]. A run is
+    censored at `horizon`. Returns the runs table and the steps table the analysis builds from logs."""
+    rng = np.random.default_rng(seed)
+    run_rows, step_rows = [], []
+    for i in range(runs):
+        run_id, x, crashed, end = f"run{i}", 0.0, False, horizon
+        for t in range(1, horizon + 1):
+            crash_now = rng.random() < 1 - math.exp(-h0 * math.exp(beta * x))  # hazard of step t uses x(t-1)
+            x += rng.random() * 0.5 if rng.random() < 0.1 else 0.0
+            step_rows.append((run_id, t, x))
+            if crash_now:
+                crashed, end = True, t
+                break
+        run_rows.append((run_id, end, crashed))
+    return (pd.DataFrame(run_rows, columns=["run_id", "time_to_crash", "crashed"]),
+            pd.DataFrame(step_rows, columns=["run_id", "step", "pe_combined_cum"]))  # fmt: skip
+
+
+def test_time_varying_cox_recovers_a_known_hazard_ratio() -> None:
+    beta = 0.8
+    runs, steps = simulate_pe_hazard(seed=0, beta=beta)
+    intervals = stats.pe_intervals(runs, steps, ["pe_combined_cum"])
+    [row] = stats.time_varying_cox(intervals, ["pe_combined_cum"]).to_dict("records")
+    assert row["note"] == ""
+    assert row["crashes"] == int(runs["crashed"].sum())
+    assert row["hr_lo"] <= math.exp(beta) <= row["hr_hi"], row
+    assert row["hr_lo"] > 1  # and the effect is found, not just covered by a wide interval
+
+
+def test_stratified_time_varying_cox_recovers_the_hazard_ratio_across_baselines() -> None:
+    # two conditions with a fourfold difference in baseline hazard, the same PE effect in both
+    beta = 0.8
+    low_runs, low_steps = simulate_pe_hazard(seed=2, runs=150, h0=0.005, beta=beta)
+    high_runs, high_steps = simulate_pe_hazard(seed=3, runs=150, h0=0.02, beta=beta)
+    for frame in (high_runs, high_steps):
+        frame["run_id"] = "high-" + frame["run_id"]
+    runs = pd.concat([low_runs.assign(group="low"), high_runs.assign(group="high")], ignore_index=True)
+    steps = pd.concat([low_steps, high_steps], ignore_index=True)
+    intervals = stats.pe_intervals(runs, steps, ["pe_combined_cum"]).merge(runs[["run_id", "group"]], on="run_id")
+    [row] = stats.time_varying_cox(intervals, ["pe_combined_cum"], strata="group").to_dict("records")
+    assert row["strata"] == "group" and row["note"] == ""
+    assert row["hr_lo"] <= math.exp(beta) <= row["hr_hi"], row
+
+
+def test_time_varying_cox_finds_no_effect_when_there_is_none() -> None:
+    runs, steps = simulate_pe_hazard(seed=1, beta=0.0, h0=0.02)
+    [row] = stats.time_varying_cox(stats.pe_intervals(runs, steps, ["pe_combined_cum"]),
+                                   ["pe_combined_cum"]).to_dict("records")  # fmt: skip
+    assert row["hr_lo"] <= 1.0 <= row["hr_hi"], row
+
+
+def test_pe_intervals_lag_the_covariate_and_stop_at_the_onset() -> None:
+    runs = pd.DataFrame({"run_id": ["a", "b"], "time_to_crash": [3, 2], "crashed": [True, False]})
+    # run a goes on 2 steps past its crash onset (continue_after_crash): no longer at risk there
+    steps = pd.DataFrame({"run_id": ["a"] * 5 + ["b"] * 2, "step": [1, 2, 3, 4, 5, 1, 2],
+                          "pe_combined_cum": [0.1, 0.3, 0.6, 0.9, 1.0, 0.2, 0.4]})  # fmt: skip
+    intervals = stats.pe_intervals(runs, steps, ["pe_combined_cum"])
+    assert intervals.to_dict("list") == {
+        "run_id": ["a", "a", "a", "b", "b"],
+        "start": [0, 1, 2, 0, 1],
+        "stop": [1, 2, 3, 1, 2],
+        "event": [False, False, True, False, False],
+        "pe_combined_cum": [0.0, 0.1, 0.3, 0.0, 0.2],
+    }
+    blocks = stats.pe_intervals(runs, steps, ["pe_combined_cum"], block=2)
+    assert blocks[["start", "stop", "event", "pe_combined_cum"]].values.tolist() == [
+        [0, 2, False, 0.0], [2, 3, True, 0.3], [0, 2, False, 0.0]]  # fmt: skip
+
+
+def test_aligned_trajectories_put_the_onset_at_zero() -> None:
+    runs = pd.DataFrame({"run_id": ["a", "b", "c"], "time_to_crash": [3, 4, 2], "crashed": [True, True, False]})
+    steps = pd.DataFrame({"run_id": ["a"] * 5 + ["b"] * 4 + ["c"] * 2, "step": [1, 2, 3, 4, 5, 1, 2, 3, 4, 1, 2],
+                          "pe_combined_ewma_fast": [0.1, 0.2, 0.5, 9, 9, 0.0, 0.1, 0.2, 0.3, 0.0, 0.1]})  # fmt: skip
+    table = stats.aligned_trajectories(runs, steps, window=2).set_index(["runs_kind", "relative_step"])
+    assert table.loc[("crashed", 0), "mean"] == pytest.approx(0.4)  # a at its onset 3 (0.5), b at 4 (0.3)
+    assert table.loc[("crashed", -1), "mean"] == pytest.approx(0.2)
+    assert table.loc[("censored", 0), "mean"] == pytest.approx(0.1) and table.loc[("censored", 0), "runs"] == 1
+    assert len(table) == 4  # the window; steps after the onset are not shown
+
+
+def test_kaplan_meier_median_of_exponential_survival() -> None:
+    rate = 0.05
+    rng = np.random.default_rng(7)
+    crash_times = rng.exponential(1 / rate, size=400)
+    censor_times = np.minimum(rng.exponential(1 / 0.01, size=400), 60.0)  # dropout, then the horizon
+    runs = pd.DataFrame({"group": "g", "time_to_crash": np.minimum(crash_times, censor_times),
+                         "crashed": crash_times <= censor_times})  # fmt: skip
+    table, fits = stats.kaplan_meier(runs, ["group"])
+    [row] = table.to_dict("records")
+    true_median = math.log(2) / rate
+    assert row["median_lo"] <= true_median <= row["median_hi"], row
+    assert row["median_lo"] < row["median"] < row["median_hi"]
+    assert set(fits) == {"g"}
+
+
+def test_censored_runs_never_count_as_crashes() -> None:
+    runs = pd.DataFrame({
+        "group": ["mixed"] * 8 + ["censored"] * 3,
+        "time_to_crash": [5, 10, 15, 2, 3, 50, 60, 60, 10, 20, 60],
+        "crashed": [True, True, True, False, False, False, False, False, False, False, False],
+    })  # fmt: skip
+    rates = stats.crash_rates(runs, ["group"]).set_index("group")
+    assert rates.loc["mixed", ["runs", "crashes"]].tolist() == [8, 3]
+    assert rates.loc["censored", ["runs", "crashes", "crash_rate"]].tolist() == [3, 0, 0.0]
+    table, fits = stats.kaplan_meier(runs, ["group"])
+    mixed, censored = fits["mixed"], fits["censored"]
+    assert int(mixed.event_table["observed"].sum()) == 3
+    assert float(mixed.predict(4.0)) == 1.0  # runs censored at 2 and 3 leave S at 1
+    assert float(mixed.predict(5.0)) == pytest.approx(1 - 1 / 6)  # 6 at risk at step 5, one crash
+    assert int(censored.event_table["observed"].sum()) == 0
+    assert (censored.survival_function_.to_numpy() == 1.0).all()
+    row = table.set_index("group").loc["censored"]
+    assert math.isnan(row["median"]) and "not reached" in row["note"]
+
+
+def test_wilson_interval_by_hand() -> None:
+    # 3 crashes in 10 runs, z = 1.96: centre (0.3 + 1.96^2/20) / (1 + 1.96^2/10) = 0.355509...,
+    # half-width 1.96 * sqrt(0.3*0.7/10 + 1.96^2/400) / 1.38416 = 0.247727...
+    p, lo, hi = stats.wilson_interval(3, 10, z=1.96)
+    assert p == 0.3
+    assert lo == pytest.approx(0.107789, abs=1e-5)
+    assert hi == pytest.approx(0.603236, abs=1e-5)
+    assert stats.wilson_interval(0, 20)[1] == 0.0 and stats.wilson_interval(0, 20)[2] > 0
+    assert all(math.isnan(v) for v in stats.wilson_interval(0, 0))
+    for runs in range(1, 60):  # every run crashed: the upper bound is 1, never a rounding below the estimate
+        assert stats.wilson_interval(runs, runs)[1:] <= (1.0, 1.0) and stats.wilson_interval(runs, runs)[2] == 1.0
+
+
+def dose_runs(seed: int, hr_per_unit: float, per_dose: int = 250) -> pd.DataFrame:
+    """Exponential times to crash with log-hazard linear in p_shock (baseline 0.01 per step), censored at 100."""
+    rng = np.random.default_rng(seed)
+    doses = np.repeat([0.0, 0.1, 0.3, 0.5], per_dose)
+    crash = rng.exponential(1 / (0.01 * hr_per_unit**doses))
+    return pd.DataFrame({"p_shock": doses, "model": "m", "time_to_crash": np.minimum(crash, 100.0),
+                         "crashed": crash <= 100.0})  # fmt: skip
+
+
+def test_dose_response_trend_covers_the_true_hazard_ratio() -> None:
+    # A 95% interval misses in 1 of 20 samples on average: check its coverage over 20 samples rather than
+    # one lucky seed (fewer than 16 covers would happen with probability < 0.001 for a correct interval).
+    true_hr_per_unit = 8.0
+    covered = 0
+    for seed in range(20):
+        rates, trend = stats.dose_response(dose_runs(seed, true_hr_per_unit))
+        [row] = trend.to_dict("records")
+        assert row["covariate"] == "p_shock" and row["p"] < 0.001
+        covered += row["hr_lo"] <= true_hr_per_unit <= row["hr_hi"]
+    assert rates["runs"].tolist() == [250] * 4
+    assert rates["crash_rate"].is_monotonic_increasing
+    assert covered >= 16, covered
+
+
+def test_cox_on_condition_factors_with_ph_test() -> None:
+    runs = dose_runs(1, 8.0)
+    cox, ph = stats.cox_conditions(runs, ["p_shock"])
+    assert len(cox) == 3 and (cox["note"] == "").all()  # three levels against the reference p_shock=0.0
+    assert cox["hr"].is_monotonic_increasing and (cox["hr"] > 1).all()
+    assert set(ph["covariate"]) == set(cox["covariate"]) and ph["p"].between(0, 1).all()
+
+
+def test_statistics_say_when_there_are_too_few_runs() -> None:
+    runs = pd.DataFrame({"p_shock": [0.0, 0.3], "model": "m", "time_to_crash": [5, 9], "crashed": [True, False]})
+    table, _ = stats.kaplan_meier(runs, ["p_shock"])
+    assert table["median"].isna().all() and table["note"].str.startswith("too few runs").all()
+    cox, _ = stats.cox_conditions(runs, ["p_shock"])
+    assert math.isnan(cox["hr"].iloc[0]) and cox["note"].iloc[0].startswith("too few crashes")
+    [row] = stats.logrank_by_factor(runs, ["p_shock"]).to_dict("records")
+    assert math.isnan(row["p"]) and row["note"].startswith("too few crashes")
+
+
+# ----- real logs of the scripted models ----------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def sweep_logs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny phase-1 grid: the heuristic at p_shock 0 and 0.3, and a stall fault from step 20, 2 runs each."""
+    from inspect_ai import eval
+
+    from vendomini_eval.tasks.phase1 import phase1
+
+    root = tmp_path_factory.mktemp("logs")
+    logs = eval([phase1(max_steps=60, replications=2, p_shock=p) for p in (0.0, 0.3)], model="vendomini/heuristic",
+                log_dir=str(root / "heuristic"), display="none")  # fmt: skip
+    logs += eval(
+        phase1(max_steps=60, replications=2, p_shock=0.0),
+        model="vendomini/heuristic",
+        model_args={"fault": "stall", "onset": 20},
+        log_dir=str(root / "shard-0-of-1"),
+        display="none",
+    )
+    assert all(log.status == "success" for log in logs)
+    return root
+
+
+def test_runs_table_from_real_logs(sweep_logs: Path) -> None:
+    loaded = load_runs(sweep_logs)
+    assert loaded.skipped == []
+    runs = runs_table(loaded).set_index("run_id")
+    assert len(runs) == 6
+    fault = runs[runs["model"] == "vendomini/heuristic[fault=stall,onset=20]"]
+    heuristic = runs[runs["model"] == "vendomini/heuristic"]
+    assert len(fault) == 2 and len(heuristic) == 4
+    assert fault["crashed"].all() and (fault["crash_type"] == "stall").all()
+    assert (fault["time_to_crash"] < 60).all() and not fault["censored"].any()
+    calm = heuristic[heuristic["p_shock"] == 0.0]
+    assert len(calm) == 2 and not calm["crashed"].any() and calm["censored"].all()
+    assert (calm["crash_type"] == "none").all() and (calm["time_to_crash"] == 60).all()
+    for column in ("experiment", "condition_label", "seed", "replication", "pe_mag", "prediction_mode",
+                   "max_steps", "outcome", "net_worth", "pe_combined_sum", "brier_mean"):  # fmt: skip
+        assert column in runs, column
+    assert set(runs["experiment"]) == {"phase1"} and set(runs["replication"]) == {0, 1}
+
+    steps = steps_table(loaded)
+    assert set(steps["run_id"]) == set(runs.index)
+    per_run = steps.groupby("run_id")["step"].max()
+    assert (per_run.loc[calm.index] == 60).all()
+    assert {"tool", "valid", "pe_combined_cum", "pe_quantity_ewma_slow"} <= set(steps.columns)
+    assert "state_hash" not in steps
+
+
+def test_analyze_command_writes_the_report(sweep_logs: Path, tmp_path: Path,
+                                           capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+    out = tmp_path / "report"
+    assert main(["analyze", str(sweep_logs), "--out", str(out)]) == 0
+    assert "6 runs from 3 logs" in capsys.readouterr().out
+    for name in ("runs.csv", "runs.parquet", "steps.csv", "steps.parquet", "summary.csv", "index.html"):
+        assert (out / name).is_file(), name
+    page = (out / "index.html").read_text(encoding="utf-8")
+    assert page.count("src='data:image/png;base64,") >= 2  # KM curves and the crash-type mix at least
+    assert "<img alt='Kaplan-Meier" in page and "Time-varying Cox" in page and "too few crashes" in page
+    assert "stall" in page
+    for figure in ("km", "crash_types", "pe_aligned"):
+        assert (out / "figures" / f"{figure}.png").stat().st_size > 0
+        assert (out / "figures" / f"{figure}.svg").read_text(encoding="utf-8").lstrip().startswith("<?xml")
+    runs = pd.read_parquet(out / "runs.parquet")
+    assert len(runs) == 6 and runs["crashed"].dtype == bool
+    summary = pd.read_csv(out / "summary.csv")
+    assert summary["runs"].sum() == 6 and summary["crashes"].sum() == 2
+
+
+def test_skips_are_counted_and_retries_deduplicated(sweep_logs: Path, tmp_path: Path) -> None:
+    from inspect_ai.log import EvalError, read_eval_log, write_eval_log
+
+    logs = tmp_path / "logs"
+    shutil.copytree(sweep_logs, logs)
+    (logs / "notes.txt").write_text("not a log", encoding="utf-8")
+    (logs / "broken.eval").write_bytes(b"not a zip file")
+    source = next((logs / "heuristic").glob("*.eval"))
+    original = read_eval_log(str(source))
+    for status in ("error", "cancelled", "started"):
+        failed = original.model_copy(deep=True)
+        failed.status = status
+        write_eval_log(failed, str(logs / "failed" / f"{status}.eval"))
+    # a retry of the same task, newer: its rep0 replaces the old one; its rep1 errored, so the old one stays
+    retry = original.model_copy(deep=True)
+    retry.eval.created = "2099-01-01T00:00:00+00:00"
+    assert retry.samples is not None
+    retry.samples[0].store["EpisodeRecord:summary"]["net_worth"] = 12345.0
+    retry.samples[1].error = EvalError(message="boom", traceback="", traceback_ansi="")
+    write_eval_log(retry, str(logs / "retry" / "retry.eval"))
+
+    loaded = load_runs(logs)
+    assert len(loaded.runs) == 6
+    counts = loaded.skip_counts()
+    assert counts == {"not a log": 1, "unreadable": 1, "log error": 1, "log cancelled": 1, "log started": 1,
+                      "sample error": 1, "duplicate": 1}  # fmt: skip
+    runs = runs_table(loaded).set_index("sample_id")
+    replaced = runs[(runs["log"] == str(logs / "retry" / "retry.eval"))]
+    assert replaced["net_worth"].tolist() == [12345.0]
+
+    out = tmp_path / "report"
+    assert main(["analyze", str(logs), "--out", str(out)]) == 0
+    page = (out / "index.html").read_text(encoding="utf-8")
+    assert "7 skipped" in page and "broken.eval" in page and "notes.txt" in page
+
+
+def test_missing_or_empty_log_dir_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(AnalysisInputError, match="no such directory"):
+        load_runs(tmp_path / "absent")
+    with pytest.raises(AnalysisInputError, match=r"no \.eval logs"):
+        analyze(tmp_path)
+    assert main(["analyze", str(tmp_path), "--out", str(tmp_path / "out")]) == 2
+    assert "no .eval logs" in capsys.readouterr().err
+    assert main(["analyze", str(tmp_path), "--out", str(tmp_path / "out"), "--block", "0"]) == 2
+    assert "--block 0" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_directory_of_failed_logs_reports_why_it_is_empty(sweep_logs: Path, tmp_path: Path) -> None:
+    from inspect_ai.log import read_eval_log, write_eval_log
+
+    log = read_eval_log(str(next((sweep_logs / "heuristic").glob("*.eval"))))
+    log.status = "cancelled"
+    write_eval_log(log, str(tmp_path / "logs" / "cancelled.eval"))
+    analysis = analyze(tmp_path / "logs")
+    assert analysis.runs.empty
+    page = write_report(analysis, tmp_path / "out").read_text(encoding="utf-8")
+    assert "No usable run" in page and "log cancelled" in page

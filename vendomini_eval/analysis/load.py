@@ -1,0 +1,175 @@
+"""Reading runs back from Inspect logs: every `.eval` log below a directory, headers first, then only the
+sample fields the analysis needs (metadata and the store's EpisodeRecord); transcripts are never parsed.
+
+What cannot be used is counted, with the reason: an unreadable file, a log that did not finish (`started`,
+`cancelled`, `error`), a sample with an error or without an episode, and a retried sample that a newer
+successful log holds again (eval_set retries and resumed shards can leave one run in two logs).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+LOG_SUFFIX = ".eval"
+INSPECT_BOOKKEEPING = frozenset({"logs.json", "eval-set.json", ".eval-set-id"})
+"""Files that Inspect writes beside its logs: expected, so not reported as skipped."""
+SAMPLE_FIELDS_NOT_READ = {"events", "messages", "attachments", "events_data", "timelines"}
+"""The bulk of a sample; the analysis reads metadata and the store only."""
+RECORD = "EpisodeRecord:"
+
+
+class AnalysisInputError(ValueError):
+    """The log directory cannot be analysed (missing, empty, no usable run)."""
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """A file or sample left out of the analysis, and why."""
+
+    path: str
+    reason: str
+    sample: str | None = None
+
+
+@dataclass(frozen=True)
+class LogHeader:
+    """What a log says about itself: which task on which model, and whether it finished."""
+
+    path: str
+    task: str
+    model: str
+    model_args: dict[str, Any]
+    status: str
+    created: str
+    metadata: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """One run (a sample in one epoch) as stored by the solver, with where it came from."""
+
+    log: LogHeader
+    sample_id: str
+    epoch: int
+    metadata: dict[str, Any]
+    record: dict[str, Any]
+    """The EpisodeRecord fields (condition, seed, outcome, limit, summary, trace), without the key prefix."""
+    completed_at: str
+
+    @property
+    def model_label(self) -> str:
+        return model_label(self.log.model, self.log.model_args)
+
+    @property
+    def run_id(self) -> str:
+        return f"{self.model_label}/{self.log.task}/{self.sample_id}/e{self.epoch}"
+
+    @property
+    def identity(self) -> tuple[str, str, str, int]:
+        """Same task, model (with its arguments), sample and epoch: the same run, retried."""
+        return (self.log.task, self.model_label, self.sample_id, self.epoch)
+
+
+@dataclass
+class LoadedLogs:
+    """The usable runs below a log directory, plus every log read and everything skipped."""
+
+    log_dir: str
+    runs: list[RunRecord] = field(default_factory=list)
+    logs: list[LogHeader] = field(default_factory=list)
+    skipped: list[Skipped] = field(default_factory=list)
+
+    def skip_counts(self) -> dict[str, int]:
+        """Skips by kind of reason (the text before the first colon)."""
+        counts: dict[str, int] = {}
+        for skip in self.skipped:
+            kind = skip.reason.split(":", 1)[0]
+            counts[kind] = counts.get(kind, 0) + 1
+        return counts
+
+
+def model_label(model: str, model_args: dict[str, Any] | None) -> str:
+    """The model with its arguments: `vendomini/heuristic` and `vendomini/heuristic[fault=stall,onset=20]` are
+    different subjects (the scripted fault variants differ only in their model arguments)."""
+    if not model_args:
+        return model
+    args = ",".join(f"{key}={json.dumps(value) if not isinstance(value, str) else value}"
+                    for key, value in sorted(model_args.items()))  # fmt: skip
+    return f"{model}[{args}]"
+
+
+def load_runs(log_dir: str | Path) -> LoadedLogs:
+    """Every usable run in the `.eval` logs below `log_dir` (recursively: eval-set dirs, shard dirs, phases).
+
+    Raises AnalysisInputError when the directory is missing or holds no `.eval` log at all. A directory whose
+    logs all failed loads with no runs and every skip listed (the report says why it is empty)."""
+    from inspect_ai.log import read_eval_log, read_eval_log_samples
+
+    root = Path(log_dir)
+    if not root.is_dir():
+        raise AnalysisInputError(f"{log_dir}: no such directory")
+    loaded = LoadedLogs(log_dir=str(log_dir))
+    files = sorted(p for p in root.rglob("*") if p.is_file())
+    log_files = [p for p in files if p.suffix == LOG_SUFFIX]
+    for other in files:
+        if other.suffix != LOG_SUFFIX and other.name not in INSPECT_BOOKKEEPING:
+            loaded.skipped.append(Skipped(str(other), "not a log: not a .eval file"))
+    if not log_files:
+        raise AnalysisInputError(f"{log_dir}: no .eval logs below this directory")
+
+    newest: dict[tuple[str, str, str, int], RunRecord] = {}
+    for path in log_files:
+        try:
+            header_log = read_eval_log(str(path), header_only=True)
+        except Exception as error:  # a truncated or foreign file: say which and go on
+            loaded.skipped.append(Skipped(str(path), f"unreadable: {type(error).__name__}: {error}"))
+            continue
+        header = LogHeader(
+            path=str(path),
+            task=header_log.eval.task,
+            model=str(header_log.eval.model),
+            model_args=dict(header_log.eval.model_args or {}),
+            status=header_log.status,
+            created=str(header_log.eval.created),
+            metadata=dict(header_log.eval.metadata or {}),
+        )
+        loaded.logs.append(header)
+        if header.status != "success":
+            why = f": {header_log.error.message}" if header_log.error else ""
+            loaded.skipped.append(Skipped(str(path), f"log {header.status}{why}"))
+            continue
+        samples = read_eval_log_samples(str(path), all_samples_required=False, exclude_fields=SAMPLE_FIELDS_NOT_READ)
+        for sample in samples:
+            name = f"{sample.id}/e{sample.epoch}"
+            if sample.error is not None:
+                loaded.skipped.append(Skipped(str(path), f"sample error: {sample.error.message}", name))
+                continue
+            record = {key[len(RECORD) :]: value for key, value in sample.store.items() if key.startswith(RECORD)}
+            if not record.get("summary"):
+                outcome = record.get("outcome") or "none"
+                loaded.skipped.append(Skipped(str(path), f"no episode: outcome {outcome}", name))
+                continue
+            run = RunRecord(
+                log=header,
+                sample_id=str(sample.id),
+                epoch=int(sample.epoch),
+                metadata=dict(sample.metadata or {}),
+                record=record,
+                completed_at=str(sample.completed_at or ""),
+            )
+            previous = newest.get(run.identity)
+            if previous is None:
+                newest[run.identity] = run
+                continue
+            keep, drop = (run, previous) if _order(run) > _order(previous) else (previous, run)
+            newest[run.identity] = keep
+            loaded.skipped.append(Skipped(drop.log.path, f"duplicate: newer copy in {keep.log.path}", name))
+    loaded.runs = sorted(newest.values(), key=lambda r: r.run_id)
+    return loaded
+
+
+def _order(run: RunRecord) -> tuple[str, str]:
+    return (run.log.created, run.completed_at)

@@ -1,0 +1,295 @@
+"""`vendomini analyze`: logs in, tables, statistics, figures and a self-contained HTML report out.
+
+Writes to the output directory: runs.csv/.parquet, steps.csv/.parquet, intervals.parquet (the time-varying
+Cox input), summary.csv (one row per experiment x condition x model), the statistics as CSV, figures/ (each
+figure as PNG and SVG) and index.html, which embeds its figures as base64 PNG so it can be mailed alone.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd  # inspect-evals-lint: ignore[external_dependencies] -- the analysis extra; no task imports it
+
+from vendomini_eval.analysis import stats
+from vendomini_eval.analysis.load import LoadedLogs, load_runs
+from vendomini_eval.analysis.tables import condition_columns, runs_table, steps_table, write_table
+
+GROUP_KEYS = ("experiment", "condition_label", "model")
+MAX_KM_CURVES = 24
+"""KM curves drawn in one figure; more groups than this are listed in the table only."""
+
+
+@dataclass
+class Analysis:
+    """Everything the report shows, as tables."""
+
+    loaded: LoadedLogs
+    runs: pd.DataFrame
+    steps: pd.DataFrame
+    intervals: pd.DataFrame
+    summary: pd.DataFrame
+    km: pd.DataFrame
+    km_fits: dict[str, Any]
+    logrank: pd.DataFrame
+    cox: pd.DataFrame
+    ph_test: pd.DataFrame
+    dose_rates: pd.DataFrame
+    dose_trend: pd.DataFrame
+    tv_cox: pd.DataFrame
+    crash_types: pd.DataFrame
+    aligned: pd.DataFrame
+    block: int
+    figures: dict[str, bytes] = field(default_factory=dict)
+
+
+def analyze(log_dir: str | Path, block: int = 1) -> Analysis:
+    """Load the logs below `log_dir` and compute every table and statistic of the report."""
+    loaded = load_runs(log_dir)
+    runs, steps = runs_table(loaded), steps_table(loaded)
+    if runs.empty:
+        runs["group"] = pd.Series(dtype=str)
+    else:
+        runs["group"] = _group_labels(runs)
+    names: list[str] = []
+    for run in loaded.runs:
+        names.extend(n for n in condition_columns(run.record.get("condition") or {}) if n not in names)
+
+    rates = stats.crash_rates(runs, GROUP_KEYS) if len(runs) else pd.DataFrame()
+    km, km_fits = stats.kaplan_meier(runs, ["group"]) if len(runs) else (pd.DataFrame(), {})
+    summary = _summary(runs, rates, km)
+
+    logrank, cox, ph = [], [], []
+    for experiment, part in runs.groupby("experiment", sort=True) if len(runs) else []:
+        factors = stats.grid_factors(part, names)
+        logrank.append(stats.logrank_by_factor(part, factors).assign(experiment=experiment))
+        cox_table, ph_table = stats.cox_conditions(part, factors)
+        cox.append(cox_table.assign(experiment=experiment))
+        ph.append(ph_table.assign(experiment=experiment))
+    dose_rates, dose_trend = stats.dose_response(runs) if len(runs) else (pd.DataFrame(), pd.DataFrame())
+    covariates = [c for c in stats.TV_COVARIATES if c in steps]
+    intervals = stats.pe_intervals(runs, steps, covariates, block=block) if covariates and len(runs) else (
+        pd.DataFrame(columns=["run_id", "start", "stop", "event"]))  # fmt: skip
+    tv_cox = pd.DataFrame()
+    if covariates:
+        intervals = intervals.merge(runs[["run_id", "group"]], on="run_id", how="left")
+        tv_cox = stats.time_varying_cox(intervals, covariates)
+        if runs["group"].nunique() > 1:  # the PE effect within conditions as well as pooled
+            tv_cox = _concat([tv_cox, stats.time_varying_cox(intervals, covariates, strata="group")])
+    crash_types = stats.crash_type_mix(runs, ["group"]) if len(runs) else pd.DataFrame()
+    aligned = stats.aligned_trajectories(runs, steps)
+    return Analysis(
+        loaded=loaded, runs=runs, steps=steps, intervals=intervals, summary=summary, km=km, km_fits=km_fits,
+        logrank=_concat(logrank), cox=_concat(cox), ph_test=_concat(ph), dose_rates=dose_rates,
+        dose_trend=dose_trend, tv_cox=tv_cox, crash_types=crash_types, aligned=aligned, block=block,
+    )  # fmt: skip
+
+
+def write_report(analysis: Analysis, out_dir: str | Path) -> Path:
+    """Write the tables, figures and index.html; returns the path of index.html."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    write_table(analysis.runs, out, "runs")
+    write_table(analysis.steps, out, "steps")
+    analysis.intervals.to_parquet(out / "intervals.parquet", index=False)
+    analysis.summary.to_csv(out / "summary.csv", index=False)
+    for name in ("km", "logrank", "cox", "ph_test", "dose_rates", "dose_trend", "tv_cox", "crash_types", "aligned"):
+        getattr(analysis, name).to_csv(out / f"{name}.csv", index=False)
+    analysis.figures = _figures(analysis, out / "figures")
+    path = out / "index.html"
+    path.write_text(_html(analysis), encoding="utf-8")
+    return path
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Tables
+
+
+def _group_labels(runs: pd.DataFrame) -> pd.Series:
+    """A short label per run's group: only the parts of (experiment, condition, model) that vary."""
+    varying = [k for k in GROUP_KEYS if runs[k].nunique(dropna=False) > 1] or ["condition_label"]
+    return runs[varying].astype(str).agg(" | ".join, axis=1)
+
+
+def _summary(runs: pd.DataFrame, rates: pd.DataFrame, km: pd.DataFrame) -> pd.DataFrame:
+    if runs.empty:
+        return pd.DataFrame(columns=[*GROUP_KEYS, "runs", "crashes", "crash_rate"])
+    means = runs.groupby(list(GROUP_KEYS), dropna=False).agg(
+        group=("group", "first"), terminated=("terminated", "sum"), mean_steps=("steps", "mean"),
+        mean_net_worth=("net_worth", "mean"), mean_pe_combined_sum=("pe_combined_sum", "mean"),
+        mean_pe_combined_mean=("pe_combined_mean", "mean"), mean_brier=("brier_mean", "mean"),
+    ).reset_index()  # fmt: skip
+    summary = rates.merge(means, on=list(GROUP_KEYS), how="left")
+    km_part = km[["label", "median", "median_lo", "median_hi", "note"]].rename(
+        columns={
+            "label": "group",
+            "median": "km_median",
+            "median_lo": "km_median_lo",
+            "median_hi": "km_median_hi",
+            "note": "km_note",
+        }
+    )
+    return summary.merge(km_part, on="group", how="left")
+
+
+def _concat(frames: list[pd.DataFrame]) -> pd.DataFrame:
+    frames = [f for f in frames if not f.empty]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Figures
+
+
+def _figures(analysis: Analysis, figure_dir: Path) -> dict[str, bytes]:
+    """Each figure saved as PNG and SVG; returns the PNG bytes by name for embedding."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure_dir.mkdir(parents=True, exist_ok=True)
+    figures: dict[str, Any] = {}
+    if analysis.km_fits and len(analysis.km_fits) <= MAX_KM_CURVES:
+        fig, ax = plt.subplots(figsize=(8, 5))
+        for label, kmf in analysis.km_fits.items():
+            kmf.plot_survival_function(ax=ax, ci_show=len(analysis.km_fits) <= 6, label=label)
+        ax.set(xlabel="step", ylabel="P(no crash yet)", ylim=(0, 1.05), title="Kaplan-Meier: time to crash")
+        ax.legend(fontsize=7, loc="lower left")
+        figures["km"] = fig
+    if not analysis.crash_types.empty:
+        shares = analysis.crash_types.pivot_table(index="group", columns="crash_type", values="share", fill_value=0)
+        fig, ax = plt.subplots(figsize=(8, max(2.5, 0.35 * len(shares) + 1)))
+        shares.plot.barh(stacked=True, ax=ax, width=0.8)
+        ax.set(xlabel="share of runs", ylabel="", xlim=(0, 1), title="Crash-type mix")
+        ax.legend(fontsize=7, bbox_to_anchor=(1.0, 1.0), loc="upper left")
+        figures["crash_types"] = fig
+    if not analysis.dose_rates.empty and "p_shock" in analysis.dose_rates and len(analysis.dose_rates) > 1:
+        rates = analysis.dose_rates
+        fig, ax = plt.subplots(figsize=(6, 4))
+        below = (rates["crash_rate"] - rates["crash_rate_lo"]).clip(lower=0)
+        above = (rates["crash_rate_hi"] - rates["crash_rate"]).clip(lower=0)
+        ax.errorbar(rates["p_shock"], rates["crash_rate"], yerr=[below, above], marker="o", capsize=4)
+        ax.set(xlabel="p_shock", ylabel="crash rate (95% Wilson)", ylim=(0, 1), title="Dose-response")
+        figures["dose_response"] = fig
+    if not analysis.aligned.empty and (analysis.aligned["runs_kind"] == "crashed").any():
+        fig, ax = plt.subplots(figsize=(7, 4))
+        for kind, part in analysis.aligned.groupby("runs_kind"):
+            ax.plot(part["relative_step"], part["mean"], label=f"{kind} (aligned at {_ALIGNED_AT[kind]})")
+            se = part["se"].fillna(0)
+            ax.fill_between(part["relative_step"], part["mean"] - 1.96 * se, part["mean"] + 1.96 * se, alpha=0.2)
+        ax.set(xlabel="steps relative to the crash onset / last step", ylabel="combined PE, fast EWMA",
+               title="PE before the crash onset, against censored runs")  # fmt: skip
+        ax.legend(fontsize=8)
+        figures["pe_aligned"] = fig
+    pngs = {}
+    for name, fig in figures.items():
+        fig.savefig(figure_dir / f"{name}.svg", bbox_inches="tight")  # "tight": room for outside legends
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
+        (figure_dir / f"{name}.png").write_bytes(buffer.getvalue())
+        pngs[name] = buffer.getvalue()
+        plt.close(fig)
+    return pngs
+
+
+# ---------------------------------------------------------------------------------------------------------
+# HTML
+
+
+_ALIGNED_AT = {"crashed": "the onset", "censored": "the last step"}
+STYLE = """
+body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 70em; color: #222; }
+table { border-collapse: collapse; font-size: 0.85em; margin: 0.5em 0 1.5em; }
+th, td { border: 1px solid #ccc; padding: 0.2em 0.5em; text-align: right; }
+th { background: #f3f3f3; } td:first-child, th:first-child { text-align: left; }
+.note { color: #a33; } img { max-width: 100%; }
+"""
+
+
+def _html(analysis: Analysis) -> str:
+    loaded, runs = analysis.loaded, analysis.runs
+    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>VendoMini analysis</title>"
+             f"<style>{STYLE}</style></head><body>", "<h1>VendoMini analysis</h1>",
+             f"<p>Logs: <code>{html.escape(loaded.log_dir)}</code></p>", "<h2>What was run</h2>"]  # fmt: skip
+    if runs.empty:
+        parts.append("<p class='note'>No usable run: every log or sample was skipped (see below).</p>")
+    else:
+        crashes = int(runs["crashed"].sum())
+        parts.append(
+            f"<p>{len(loaded.logs)} logs read, {len(runs)} runs, {crashes} crashes, "
+            f"{int(runs['terminated'].sum())} business failures (censored), from "
+            f"{runs['experiment'].nunique()} experiments, {runs['condition_label'].nunique()} conditions and "
+            f"{runs['model'].nunique()} models.</p>"
+        )
+        overview = runs.groupby(["experiment", "model"], dropna=False).agg(
+            conditions=("condition_label", "nunique"), runs=("run_id", "count"), crashes=("crashed", "sum"),
+            max_steps=("max_steps", "max"),
+        ).reset_index()  # fmt: skip
+        parts.append(_table(overview))
+    parts.append("<h3>Skipped</h3>")
+    if loaded.skipped:
+        counts = ", ".join(f"{kind}: {n}" for kind, n in sorted(loaded.skip_counts().items()))
+        parts.append(f"<p class='note'>{len(loaded.skipped)} skipped ({html.escape(counts)}).</p>")
+        parts.append(_table(pd.DataFrame([vars(s) for s in loaded.skipped])))
+    else:
+        parts.append("<p>Nothing skipped.</p>")
+    if runs.empty:
+        parts.append("</body></html>")
+        return "\n".join(parts)
+
+    parts.append("<h2>Crash rate and Kaplan-Meier median by condition</h2>")
+    parts.append(
+        "<p>Crash rate: crashed runs / runs, 95% Wilson interval; a censored run (max_steps, business "
+        "failure, limit) never counts as a crash. KM median: steps to crash onset, 95% CI.</p>"
+    )
+    parts.append(_table(analysis.summary[["group", "runs", "crashes", "crash_rate", "crash_rate_lo",
+                                          "crash_rate_hi", "km_median", "km_median_lo", "km_median_hi",
+                                          "km_note"]]))  # fmt: skip
+    parts.append(_figure(analysis, "km", "Kaplan-Meier curves by condition"))
+    parts.append("<h2>Time-varying Cox on the PE accumulators</h2>")
+    parts.append(
+        f"<p>Hazard ratio of a crash per unit of each covariate, each in its own model; covariates are "
+        f"taken at the start of blocks of {analysis.block} step(s) (values known before the risk). Rows with "
+        f"strata <code>group</code> give each condition its own baseline hazard (the PE effect within "
+        f"conditions); the others pool all runs.</p>"
+    )
+    parts.append(_table(analysis.tv_cox))
+    parts.append(_figure(analysis, "pe_aligned", "PE trajectories aligned to the crash onset"))
+    parts.append("<h2>Log-rank tests per grid factor</h2>")
+    parts.append(_table(analysis.logrank) if not analysis.logrank.empty else "<p>No factor varies.</p>")
+    parts.append("<h2>Cox PH on the condition factors</h2>")
+    parts.append(_table(analysis.cox) if not analysis.cox.empty else "<p>No model.</p>")
+    parts.append("<h3>Proportional-hazards test (Schoenfeld residuals, rank of time)</h3>")
+    parts.append(_table(analysis.ph_test) if not analysis.ph_test.empty else "<p>No test: no Cox model.</p>")
+    parts.append("<h2>Dose-response in p_shock</h2>")
+    parts.append(_table(analysis.dose_rates) if not analysis.dose_rates.empty else "")
+    parts.append("<p>Trend: Cox PH on p_shock as a number (hazard ratio from p_shock 0 to 1).</p>")
+    parts.append(_table(analysis.dose_trend) if not analysis.dose_trend.empty else "<p>No trend test.</p>")
+    parts.append(_figure(analysis, "dose_response", "Crash rate by p_shock"))
+    parts.append("<h2>Crash-type mix</h2>")
+    parts.append(_table(analysis.crash_types))
+    parts.append(_figure(analysis, "crash_types", "Crash-type mix by condition"))
+    parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+def _table(frame: pd.DataFrame) -> str:
+    def number(value: Any) -> str:
+        return "—" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.4g}"
+
+    return frame.to_html(index=False, na_rep="—", float_format=number, border=0)
+
+
+def _figure(analysis: Analysis, name: str, alt: str) -> str:
+    png = analysis.figures.get(name)
+    if png is None:
+        return f"<p class='note'>No figure: {html.escape(alt.lower())} needs more data.</p>"
+    data = base64.b64encode(png).decode("ascii")
+    return f"<img alt='{html.escape(alt)}' src='data:image/png;base64,{data}'>"

@@ -1,0 +1,391 @@
+"""Survival statistics on the runs and steps tables (lifelines): crash rates with Wilson intervals,
+Kaplan-Meier by condition, log-rank tests per grid factor, Cox PH on the condition factors with a
+proportional-hazards check, the dose-response in p_shock, and the time-varying Cox on the PE accumulators
+(the direct test of the hypothesis that accumulated prediction error raises the crash hazard).
+
+Every function returns a DataFrame with a `note` column: a statistic that the data cannot support (too few
+runs or crashes, no variation, no convergence) carries the reason there and NaN in its numbers, never a
+number that means nothing.
+
+A run is a crash (`crashed`) at `time_to_crash` (the crash's onset step) or is right-censored at the steps it
+ran; a business failure counts as censoring (the cause-specific convention of docs/METHOD.md).
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd  # inspect-evals-lint: ignore[external_dependencies] -- the analysis extra; no task imports it
+
+Z95 = 1.959963984540054
+MIN_RUNS_KM = 3
+"""Runs a Kaplan-Meier median needs to be reported."""
+MIN_EVENTS_COX = 5
+"""Crashes a Cox model needs (a rule of thumb would ask 10 per covariate; 5 at least for any number)."""
+MIN_EVENTS_TEST = 2
+"""Crashes a log-rank or proportional-hazards test needs."""
+MAX_SE_PER_SD = 5.0
+"""Largest standard error of a log hazard ratio per SD of its covariate that is reported. Beyond it the fit
+found no finite maximum (separation: a level in which every run, or none, crashed), and the CI spans
+dozens of orders of magnitude: a number that means nothing."""
+UNSTABLE = "not estimable: separation or no information (a level where all or no runs crash?)"
+TV_COVARIATES = ("pe_combined_cum", "pe_combined_ewma_fast", "pe_combined_ewma_medium", "pe_combined_ewma_slow",
+                 "pe_surprises")  # fmt: skip
+"""The PE accumulators of the time-varying Cox model, each fitted alone (they are strongly correlated)."""
+NON_FACTORS = frozenset({"max_steps", "continue_after_crash"})
+"""Condition fields that vary across runs but are not causes of a crash hazard (the horizon)."""
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Proportions
+
+
+def wilson_interval(crashes: int, runs: int, z: float = Z95) -> tuple[float, float, float]:
+    """Crash proportion and its Wilson score interval (NaN with no runs)."""
+    if runs <= 0:
+        return (math.nan, math.nan, math.nan)
+    p = crashes / runs
+    denominator = 1 + z * z / runs
+    centre = (p + z * z / (2 * runs)) / denominator
+    half = z * math.sqrt(p * (1 - p) / runs + z * z / (4 * runs * runs)) / denominator
+    # at 0 and n crashes the bound is exactly 0 or 1; rounding would put it a hair inside, past the estimate
+    lo = 0.0 if crashes == 0 else max(0.0, centre - half)
+    hi = 1.0 if crashes == runs else min(1.0, centre + half)
+    return (p, lo, hi)
+
+
+def crash_rates(runs: pd.DataFrame, by: Sequence[str]) -> pd.DataFrame:
+    """Runs, crashes and the crash proportion with its 95% Wilson interval per group. A censored run never
+    counts as a crash, whatever ended it."""
+    rows = []
+    for key, group in runs.groupby(list(by), sort=True, dropna=False):
+        n, k = len(group), int(group["crashed"].astype(bool).sum())
+        p, lo, hi = wilson_interval(k, n)
+        rows.append({**dict(zip(by, _as_tuple(key), strict=True)), "runs": n, "crashes": k, "crash_rate": p,
+                     "crash_rate_lo": lo, "crash_rate_hi": hi})  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Kaplan-Meier and log-rank
+
+
+def kaplan_meier(runs: pd.DataFrame, by: Sequence[str]) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Kaplan-Meier per group: median time to crash with its 95% CI (lifelines, exponential Greenwood).
+
+    Returns the table and the fitted estimators by group label (for plotting; a curve is fitted however few
+    the runs). The median is NaN with a note when the group has fewer than MIN_RUNS_KM runs, or when fewer
+    than half the runs crashed ('not reached': it lies beyond the last observed time); a CI bound is NaN when
+    not identified."""
+    from lifelines import KaplanMeierFitter
+    from lifelines.utils import median_survival_times
+
+    rows, fitted = [], {}
+    for key, group in runs.groupby(list(by), sort=True, dropna=False):
+        label = _label(by, key)
+        n, k = len(group), int(group["crashed"].astype(bool).sum())
+        row: dict[str, Any] = {**dict(zip(by, _as_tuple(key), strict=True)), "label": label, "runs": n,
+                               "crashes": k, "median": math.nan, "median_lo": math.nan, "median_hi": math.nan,
+                               "note": ""}  # fmt: skip
+        kmf = KaplanMeierFitter(label=label)
+        kmf.fit(group["time_to_crash"].astype(float), event_observed=group["crashed"].astype(bool))
+        fitted[label] = kmf  # the curve is shown however few the runs; the median is not
+        if n < MIN_RUNS_KM:
+            row["note"] = f"too few runs ({n} < {MIN_RUNS_KM})"
+            rows.append(row)
+            continue
+        median = float(kmf.median_survival_time_)
+        ci = median_survival_times(kmf.confidence_interval_)
+        lo, hi = float(ci.iloc[0, 0]), float(ci.iloc[0, 1])
+        row["median"] = median if math.isfinite(median) else math.nan
+        row["median_lo"] = lo if math.isfinite(lo) else math.nan
+        row["median_hi"] = hi if math.isfinite(hi) else math.nan
+        if not math.isfinite(median):
+            row["note"] = "median not reached (fewer than half the runs crashed)"
+        elif not math.isfinite(hi):
+            row["note"] = "upper CI bound not reached"
+        rows.append(row)
+    return pd.DataFrame(rows), fitted
+
+
+def grid_factors(runs: pd.DataFrame, condition_columns: Sequence[str]) -> list[str]:
+    """The condition columns that take more than one value across the runs: the grid's factors."""
+    return [c for c in condition_columns if c in runs and c not in NON_FACTORS and runs[c].nunique(dropna=False) > 1]
+
+
+def logrank_by_factor(runs: pd.DataFrame, factors: Sequence[str]) -> pd.DataFrame:
+    """Log-rank test across the levels of each factor (lifelines multivariate_logrank_test, pooled over the
+    other factors)."""
+    from lifelines.statistics import multivariate_logrank_test
+
+    rows = []
+    for factor in factors:
+        levels = runs[factor].nunique(dropna=False)
+        k = int(runs["crashed"].astype(bool).sum())
+        row = {"factor": factor, "levels": levels, "runs": len(runs), "crashes": k, "statistic": math.nan,
+               "df": math.nan, "p": math.nan, "note": ""}  # fmt: skip
+        if levels < 2:
+            row["note"] = "one level only"
+        elif k < MIN_EVENTS_TEST:
+            row["note"] = f"too few crashes ({k} < {MIN_EVENTS_TEST})"
+        else:
+            result = multivariate_logrank_test(runs["time_to_crash"].astype(float), runs[factor].astype(str),
+                                               runs["crashed"].astype(bool))  # fmt: skip
+            row.update(statistic=float(result.test_statistic), df=levels - 1, p=float(result.p_value))
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Cox PH on the condition factors
+
+
+def cox_conditions(runs: pd.DataFrame, factors: Sequence[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Cox PH of time to crash on the condition factors (each as categories, first level the reference) and
+    on the model when there are several. Returns the hazard ratios with 95% CIs and the proportional-hazards
+    test (Schoenfeld residuals against rank of time, lifelines proportional_hazard_test) per covariate."""
+    terms = list(factors) + (["model"] if "model" in runs and runs["model"].nunique() > 1 else [])
+    k = int(runs["crashed"].astype(bool).sum())
+    empty_ph = pd.DataFrame(columns=["covariate", "statistic", "p", "note"])
+    if not terms:
+        return _note_frame("no factor varies across the runs"), empty_ph
+    if k < MIN_EVENTS_COX:
+        return _note_frame(f"too few crashes ({k} < {MIN_EVENTS_COX})"), empty_ph
+    design = pd.get_dummies(runs[terms].astype(str), drop_first=True, prefix_sep="=", dtype=float)
+    design = design.loc[:, design.std() > 0]
+    if design.empty:
+        return _note_frame("no covariate varies"), empty_ph
+    design["time_to_crash"] = runs["time_to_crash"].astype(float).to_numpy()
+    design["crashed"] = runs["crashed"].astype(bool).to_numpy()
+    fit = _fit_cox(design)
+    if isinstance(fit, str):
+        return _note_frame(fit), empty_ph
+    table = _hazard_ratios(fit, k, len(runs), design)
+    if (table["note"] != "").any():
+        ph = pd.DataFrame([{"covariate": "", "statistic": math.nan, "p": math.nan,
+                            "note": "not run: the Cox model is not estimable"}])  # fmt: skip
+    else:
+        ph = _ph_test(fit, design, k)
+    return table, ph
+
+
+def dose_response(runs: pd.DataFrame, dose: str = "p_shock") -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Crash rate per dose level (Wilson), and the trend test: Cox PH on the dose as a number (adjusted for
+    the model when there are several), whose Wald test of the slope is the test for a trend in the hazard.
+    The hazard ratio is per unit of dose (for p_shock: from 0 to 1)."""
+    if dose not in runs or runs[dose].nunique() < 2:
+        return crash_rates(runs, [dose]) if dose in runs else pd.DataFrame(), _note_frame(f"{dose} has one level")
+    rates = crash_rates(runs, [dose])
+    k = int(runs["crashed"].astype(bool).sum())
+    if k < MIN_EVENTS_COX:
+        return rates, _note_frame(f"too few crashes ({k} < {MIN_EVENTS_COX})")
+    design = pd.DataFrame({dose: runs[dose].astype(float)})
+    if "model" in runs and runs["model"].nunique() > 1:
+        design = design.join(pd.get_dummies(runs[["model"]], drop_first=True, prefix_sep="=", dtype=float))
+    design["time_to_crash"] = runs["time_to_crash"].astype(float)
+    design["crashed"] = runs["crashed"].astype(bool)
+    fit = _fit_cox(design)
+    if isinstance(fit, str):
+        return rates, _note_frame(fit)
+    table = _hazard_ratios(fit, k, len(runs), design)
+    return rates, table[table["covariate"] == dose].reset_index(drop=True)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Time-varying Cox on the PE accumulators
+
+
+def pe_intervals(runs: pd.DataFrame, steps: pd.DataFrame, covariates: Sequence[str] = TV_COVARIATES,
+                 block: int = 1) -> pd.DataFrame:  # fmt: skip
+    """The counting-process (start, stop] table of each run, for CoxTimeVaryingFitter.
+
+    A run is at risk from step 0 to its `time_to_crash` (the crash onset, or the last step of a censored
+    run), cut into blocks of `block` steps. A block's covariates are their values at the end of the step that
+    precedes it (0 before the first step): known before the block's risk, so the PE a crash itself produces
+    cannot explain it. The event is on the block that ends at the onset of a crashed run."""
+    if block < 1:
+        raise ValueError(f"block must be at least 1, not {block}")
+    missing = [c for c in covariates if c not in steps]
+    if missing:
+        raise ValueError(f"steps table lacks {', '.join(missing)}")
+    by_run = {run_id: frame for run_id, frame in steps.groupby("run_id", sort=False)}
+    pieces = []
+    for run in runs[["run_id", "time_to_crash", "crashed"]].itertuples(index=False):
+        trace = by_run.get(run.run_id)
+        end = int(run.time_to_crash)
+        if trace is None or end < 1:
+            continue
+        values = trace.set_index("step")[list(covariates)].sort_index()
+        starts = np.arange(0, end, block)
+        stops = np.minimum(starts + block, end)
+        # value at the end of step `start` (0 before step 1); forward-filled over steps missing from the trace
+        known = values.reindex(np.arange(0, end + 1)).ffill().fillna(0.0)
+        piece = known.loc[starts].reset_index(drop=True)
+        piece.insert(0, "run_id", run.run_id)
+        piece.insert(1, "start", starts)
+        piece.insert(2, "stop", stops)
+        piece.insert(3, "event", (stops == end) & bool(run.crashed))
+        pieces.append(piece)
+    if not pieces:
+        return pd.DataFrame(columns=["run_id", "start", "stop", "event", *covariates])
+    return pd.concat(pieces, ignore_index=True)
+
+
+def time_varying_cox(
+    intervals: pd.DataFrame, covariates: Sequence[str] = TV_COVARIATES, strata: str | None = None
+) -> pd.DataFrame:
+    """Hazard ratio per unit of each PE covariate, each in its own time-varying Cox model
+    (lifelines CoxTimeVaryingFitter on the (start, stop] table), with its 95% CI and Wald p.
+
+    With `strata` (a column of `intervals`, e.g. the condition), each stratum has its own baseline hazard, so
+    the PE effect is estimated within conditions: a condition that both raises PE and crashes more for another
+    reason cannot produce it."""
+    from lifelines import CoxTimeVaryingFitter
+
+    rows = []
+    n_runs = intervals["run_id"].nunique() if len(intervals) else 0
+    k = int(intervals["event"].astype(bool).sum()) if len(intervals) else 0
+    for covariate in covariates:
+        row = {**_empty_hr_row(covariate, k, n_runs), "sd": math.nan, "hr_per_sd": math.nan,
+               "hr_per_sd_lo": math.nan, "hr_per_sd_hi": math.nan, "strata": strata or ""}  # fmt: skip
+        if k < MIN_EVENTS_COX:
+            row["note"] = f"too few crashes ({k} < {MIN_EVENTS_COX})"
+        elif intervals[covariate].std() == 0 or not np.isfinite(intervals[covariate].std()):
+            row["note"] = "no variation in the covariate"
+        else:
+            columns = ["run_id", "start", "stop", "event", covariate] + ([strata] if strata else [])
+            data = intervals[columns].copy()
+            data["event"] = data["event"].astype(bool)
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    fit = CoxTimeVaryingFitter().fit(
+                        data, id_col="run_id", event_col="event", start_col="start", stop_col="stop",
+                        strata=[strata] if strata else None, show_progress=False,
+                    )  # fmt: skip
+                sd = float(data[covariate].std())
+                row.update(_summary_row(fit.summary.loc[covariate], sd), sd=sd)
+                if row["note"] == "":  # per SD of the covariate: comparable across accumulators of other scales
+                    row.update(hr_per_sd=row["hr"] ** sd, hr_per_sd_lo=row["hr_lo"] ** sd,
+                               hr_per_sd_hi=row["hr_hi"] ** sd)  # fmt: skip
+            except Exception as error:  # lifelines' ConvergenceError and linear-algebra failures
+                row["note"] = f"not estimable: {type(error).__name__}"
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# PE trajectories aligned to the crash onset
+
+
+def aligned_trajectories(
+    runs: pd.DataFrame, steps: pd.DataFrame, covariate: str = "pe_combined_ewma_fast", window: int = 50
+) -> pd.DataFrame:
+    """Mean (and standard error) of a PE covariate over the `window` steps up to the crash onset of crashed
+    runs, against censored runs (controls) aligned the same way at their last step. `relative_step` 0 is the
+    onset (or the last step); -k is k steps before."""
+    columns = ["runs_kind", "relative_step", "runs", "mean", "se"]
+    if covariate not in steps or runs.empty:
+        return pd.DataFrame(columns=columns)
+    ends = runs[["run_id", "time_to_crash", "crashed"]]
+    joined = steps[["run_id", "step", covariate]].merge(ends, on="run_id")
+    joined["relative_step"] = joined["step"] - joined["time_to_crash"]
+    joined = joined[(joined["relative_step"] <= 0) & (joined["relative_step"] > -window)]
+    joined["runs_kind"] = np.where(joined["crashed"].astype(bool), "crashed", "censored")
+    table = joined.groupby(["runs_kind", "relative_step"])[covariate].agg(["count", "mean", "std"]).reset_index()
+    table["se"] = table["std"] / np.sqrt(table["count"])
+    return table.rename(columns={"count": "runs"})[columns]
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Crash-type mix
+
+
+def crash_type_mix(runs: pd.DataFrame, by: Sequence[str]) -> pd.DataFrame:
+    """Runs per crash type (with `none` for runs that did not crash) in each group: counts and shares."""
+    counts = runs.groupby([*by, "crash_type"], dropna=False).size().rename("runs").reset_index()
+    totals = counts.groupby(list(by), dropna=False)["runs"].transform("sum")
+    counts["share"] = counts["runs"] / totals
+    return counts
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Helpers
+
+
+def _fit_cox(design: pd.DataFrame) -> Any:
+    from lifelines import CoxPHFitter
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return CoxPHFitter().fit(design, duration_col="time_to_crash", event_col="crashed")
+    except Exception as error:  # ConvergenceError (separation, collinearity), singular matrices
+        return f"not estimable: {type(error).__name__}"
+
+
+def _hazard_ratios(fit: Any, crashes: int, runs: int, design: pd.DataFrame) -> pd.DataFrame:
+    rows = []
+    for covariate, values in fit.summary.iterrows():
+        row = _empty_hr_row(str(covariate), crashes, runs)
+        row.update(_summary_row(values, float(design[covariate].std())))
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _ph_test(fit: Any, design: pd.DataFrame, crashes: int) -> pd.DataFrame:
+    from lifelines.statistics import proportional_hazard_test
+
+    if crashes < MIN_EVENTS_TEST:
+        return pd.DataFrame([{"covariate": "", "statistic": math.nan, "p": math.nan, "note": "too few crashes"}])
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            result = proportional_hazard_test(fit, design, time_transform="rank")
+    except Exception as error:
+        return pd.DataFrame([{"covariate": "", "statistic": math.nan, "p": math.nan,
+                              "note": f"not computable: {type(error).__name__}"}])  # fmt: skip
+    summary = result.summary
+    return pd.DataFrame({
+        "covariate": [str(i[0]) if isinstance(i, tuple) else str(i) for i in summary.index],
+        "statistic": summary["test_statistic"].to_numpy(dtype=float),
+        "p": summary["p"].to_numpy(dtype=float),
+        "note": ["" for _ in range(len(summary))],
+    })  # fmt: skip
+
+
+def _summary_row(values: pd.Series, sd: float) -> dict[str, Any]:
+    """Coefficient, hazard ratio per unit with its 95% CI and p; NaN and a note for an unstable estimate."""
+    se_per_sd = float(values["se(coef)"]) * sd
+    bounds = (float(values["exp(coef) lower 95%"]), float(values["exp(coef) upper 95%"]))
+    if not (math.isfinite(se_per_sd) and se_per_sd <= MAX_SE_PER_SD and all(map(math.isfinite, bounds))):
+        return {"coef": math.nan, "hr": math.nan, "hr_lo": math.nan, "hr_hi": math.nan, "p": math.nan,
+                "note": UNSTABLE}  # fmt: skip
+    return {"coef": float(values["coef"]), "hr": float(values["exp(coef)"]),
+            "hr_lo": float(values["exp(coef) lower 95%"]), "hr_hi": float(values["exp(coef) upper 95%"]),
+            "p": float(values["p"]), "note": ""}  # fmt: skip
+
+
+def _empty_hr_row(covariate: str, crashes: int, runs: int) -> dict[str, Any]:
+    return {"covariate": covariate, "runs": runs, "crashes": crashes, "coef": math.nan, "hr": math.nan,
+            "hr_lo": math.nan, "hr_hi": math.nan, "p": math.nan, "note": ""}  # fmt: skip
+
+
+def _note_frame(note: str) -> pd.DataFrame:
+    return pd.DataFrame([{**_empty_hr_row("", 0, 0), "note": note}])
+
+
+def _as_tuple(key: Any) -> tuple:
+    return key if isinstance(key, tuple) else (key,)
+
+
+def _label(by: Sequence[str], key: Any) -> str:
+    """The group's value when grouped by one column, else `name=value` pairs."""
+    values = _as_tuple(key)
+    if len(by) == 1:
+        return str(values[0])
+    return ", ".join(f"{name}={value}" for name, value in zip(by, values, strict=True))
