@@ -229,9 +229,14 @@ class _Run:
         executed = await execute_tools([ChatMessageAssistant(content="", tool_calls=[call])], tools)
         if self.episode.state.step > steps_before:
             return list(executed.messages)
-        # Inspect rejected the call before our tool ran: the Episode sees the same raw call and rejects it.
-        result = self.step(*split_call(call.function, call.arguments))
-        error = ToolCallError("parsing", observation_json(result))
+        # Inspect did not run the call (unknown tool, arguments off the schema, unparseable JSON): the Episode
+        # judges the same call, so the step is counted whatever Inspect made of it.
+        arguments: Any = call.arguments if call.parse_error is None else call.parse_error
+        result = self.step(*split_call(call.function, arguments))
+        content = observation_json(result)
+        if result.valid:
+            return [ChatMessageTool(content=content, tool_call_id=call.id, function=call.function)]
+        error = ToolCallError("parsing", content)
         return [ChatMessageTool(content="", tool_call_id=call.id, function=call.function, error=error)]
 
     def outcome(self) -> str:

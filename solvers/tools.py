@@ -70,30 +70,39 @@ INTEGER_ARGUMENTS = {"quantity"}  # every other argument is a string id or text
 
 
 def tool_parameters(tool: str, condition: Condition) -> ToolParams:
-    """The JSON schema of a tool's parameters: its arguments, then its prediction-card fields."""
+    """The JSON schema of a tool's parameters: its arguments, then its prediction-card fields.
+
+    Every parameter is listed as required and an optional one also accepts null (the form strict tool
+    schemas demand, e.g. OpenAI-compatible servers with `strict: true`): null means "not given"."""
     properties: dict[str, ToolParam] = {}
-    required: list[str] = []
+    must_predict = fields_required(condition)
     for name, field in TOOL_SPECS[tool].args.model_fields.items():
         kind = "integer" if name in INTEGER_ARGUMENTS else "string"
-        properties[name] = ToolParam(type=kind, description=ARGUMENT_HELP[name])
-        if field.is_required():
-            required.append(name)
-    must_predict = fields_required(condition)
+        properties[name] = _parameter({"type": kind}, ARGUMENT_HELP[name], nullable=not field.is_required())
     for name, kind in card_fields(tool, condition).items():
-        properties[name] = ToolParam(**KIND_SCHEMA[kind], description=f"Prediction: {FIELD_HELP[name]}.")
-        if must_predict and name != "rationale":
-            required.append(name)
-    return ToolParams(properties=properties, required=required)
+        optional = not must_predict or name == "rationale"
+        properties[name] = _parameter(KIND_SCHEMA[kind], f"Prediction: {FIELD_HELP[name]}.", nullable=optional)
+    return ToolParams(properties=properties, required=list(properties))
+
+
+def _parameter(schema: dict[str, Any], description: str, nullable: bool) -> ToolParam:
+    if nullable:
+        return ToolParam(
+            anyOf=[ToolParam(**schema), ToolParam(type="null")], description=f"{description} Null if none."
+        )
+    return ToolParam(**schema, description=description)
 
 
 def observation_json(result: StepResult) -> str:
     return json.dumps(result.observation(), separators=(",", ":"))
 
 
-def split_call(tool: str, parameters: Mapping[str, Any]) -> tuple[AgentAction, dict[str, Any] | None]:
+def split_call(tool: str, parameters: Any) -> tuple[AgentAction, dict[str, Any] | None]:
     """A tool call's parameters as the core takes them: the action's arguments and the prediction card (every
     parameter that is not an argument of a known tool)."""
     spec = TOOL_SPECS.get(tool)
+    if not isinstance(parameters, Mapping):  # unparseable arguments: the core rejects them as malformed
+        return AgentAction(tool, parameters), None
     if spec is None:
         return AgentAction(tool, dict(parameters)), None
     names = spec.args.model_fields

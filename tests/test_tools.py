@@ -195,8 +195,21 @@ def test_unavailable_tool_is_rejected_by_the_core() -> None:
 
 
 def schema(tool: str, **overrides: Any) -> tuple[dict[str, Any], list[str]]:
+    """(parameter schemas, parameters that must have a value). The schema lists every parameter as required
+    (the strict form); an optional one accepts null as well as its value."""
     params = tool_parameters(tool, condition(**overrides))
-    return {name: p.model_dump(exclude_none=True) for name, p in params.properties.items()}, params.required
+    assert params.required == list(params.properties)
+    properties, must = {}, []
+    for name, param in params.properties.items():
+        found = param.model_dump(exclude_none=True)
+        if "anyOf" in found:
+            value, null = found.pop("anyOf")
+            assert null == {"type": "null"} and found["description"].endswith("Null if none.")
+            found = {**value, **found}
+        else:
+            must.append(name)
+        properties[name] = found
+    return properties, must
 
 
 ARGUMENTS = {

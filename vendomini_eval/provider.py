@@ -145,7 +145,7 @@ class VendoMiniPolicyAPI(ModelAPI):
             if observation is not None:
                 conversation.last_day = int(observation.get("day", conversation.last_day))
             turn_id = self._next_turn(conversation)
-        return self._output(turn_id, action, prediction, read_text)
+        return self._output(turn_id, action, prediction, read_text, tools)
 
     async def count_text_tokens(self, text: str) -> int:
         return estimate_tokens(text)
@@ -215,7 +215,9 @@ class VendoMiniPolicyAPI(ModelAPI):
         return conversation.last_turn
 
     # ----- output -----------------------------------------------------------------------------------------
-    def _output(self, turn_id: str, action: AgentAction, prediction: Prediction, read_text: str) -> ModelOutput:
+    def _output(
+        self, turn_id: str, action: AgentAction, prediction: Prediction, read_text: str, tools: list[ToolInfo]
+    ) -> ModelOutput:
         metadata = {TURN_METADATA: turn_id}
         if action.tool is None:
             message = ChatMessageAssistant(
@@ -223,7 +225,10 @@ class VendoMiniPolicyAPI(ModelAPI):
             )
             written, stop_reason = action.text, "stop"
         else:
-            arguments = {**action.arguments, **(prediction or {})}
+            # Every parameter of the tool's schema is sent, null where the policy has no value (the schemas
+            # require every parameter and allow null for the optional ones, as strict tool schemas do).
+            schema = next((t.parameters.properties for t in tools if t.name == action.tool), {})
+            arguments = {**dict.fromkeys(schema), **action.arguments, **(prediction or {})}
             call = ToolCall(id=turn_id, function=action.tool, arguments=arguments)
             message = ChatMessageAssistant(
                 id=turn_id, content="", tool_calls=[call], model=self.model_name, source="generate", metadata=metadata

@@ -88,7 +88,8 @@ def describe_validation_error(tool: str, error: ValidationError) -> str:
 
 def parse_args(tool: str, model: type[Args], arguments: Any) -> Args:
     if not isinstance(arguments, Mapping):
-        raise ActionError("malformed", f"{tool}: arguments must be an object, got {type(arguments).__name__}")
+        shown = f"str {arguments[:200]!r}" if isinstance(arguments, str) else type(arguments).__name__
+        raise ActionError("malformed", f"{tool}: arguments must be a JSON object of named values, got {shown}")
     try:
         return model.model_validate(dict(arguments))
     except ValidationError as error:
