@@ -20,7 +20,6 @@ from vendomini_eval.solvers import vendomini_agent
 TASK_VERSION = "0.1.0"
 TASK_INPUT = "The business opens on day 0. Run it. (Run {run_id}.)"
 """The first user message; the run id tells replications apart (scripted models seed from the prompt)."""
-RUN_PARAMETERS = ("replications", "seed")
 
 
 def phase_task(phase: str, parameters: dict[str, Any]) -> Task:

@@ -296,15 +296,22 @@ def _cleanup_vllm(model: str) -> None:
 PROVIDERS = ["openai-api", "vllm"]
 
 
+def _run_through(
+    provider: str, fake_server: FakeServer, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> tuple[str, EvalLog]:
+    """(model name, log) of phase 1 through the fake server; the provider's process-wide state is cleared after."""
+    model = _configure(provider, fake_server, monkeypatch)
+    try:
+        return model, _run(model, tmp_path)
+    finally:
+        _cleanup_vllm(model)
+
+
 @pytest.mark.parametrize("provider", PROVIDERS)
 def test_phase1_through_an_openai_compatible_server(
     provider: str, fake_server: FakeServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, no_network: list[Any]
 ) -> None:
-    model = _configure(provider, fake_server, monkeypatch)
-    try:
-        log = _run(model, tmp_path)
-    finally:
-        _cleanup_vllm(model)
+    model, log = _run_through(provider, fake_server, monkeypatch, tmp_path)
     log = read_eval_log(log.location, resolve_attachments=True)
     sample = _only_sample(log)
 
@@ -372,11 +379,7 @@ def _log_texts(path: Path) -> Iterator[tuple[str, bytes]]:
 def test_api_key_is_never_written_to_the_log(
     provider: str, fake_server: FakeServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, no_network: list[Any]
 ) -> None:
-    model = _configure(provider, fake_server, monkeypatch)
-    try:
-        log = _run(model, tmp_path)
-    finally:
-        _cleanup_vllm(model)
+    _, log = _run_through(provider, fake_server, monkeypatch, tmp_path)
     _only_sample(read_eval_log(log.location))
     # the key was in use (the server refuses any other), so it was there to leak
     assert fake_server.chat_requests()

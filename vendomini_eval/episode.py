@@ -27,7 +27,7 @@ from vendomini_eval.pe import (
     quantity_pe,
     temporal_pe,
 )
-from vendomini_eval.predictions import BELIEF_FIELDS, PE_TYPE_OF_KIND, PredictionCard, card_fields, parse_card
+from vendomini_eval.predictions import BELIEF_FIELDS, PE_TYPE_OF_KIND, PredictionCard, parse_card, protocol_fields
 from vendomini_eval.shocks import ShockSchedule, apply_shock
 from vendomini_eval.world.actions import ActionError, parse_args
 from vendomini_eval.world.setup import new_world
@@ -380,10 +380,9 @@ class Episode:
 
 def _field_pe_types() -> dict[str, str]:
     """PE type of every card field (a field name has one kind whatever the tool)."""
-    probe = Condition(prediction_mode="required+confidence", prediction_format="rich")
     types: dict[str, str] = {}
     for tool in TOOL_SPECS:
-        for name, kind in card_fields(tool, probe).items():
+        for name, kind in protocol_fields(tool, "required+confidence", "rich").items():
             if kind in PE_TYPE_OF_KIND:
                 types[name] = PE_TYPE_OF_KIND[kind]
     return types

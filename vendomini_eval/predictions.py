@@ -60,28 +60,23 @@ MAX_MAGNITUDE = 1e12  # dollars, days or units: anything larger is not a belief 
 
 def card_fields(tool: str, condition: Condition) -> dict[str, FieldKind]:
     """The prediction fields a tool takes in this condition (empty when prediction_mode is none)."""
-    return _card_fields(tool, condition.prediction_mode, condition.prediction_format)
+    return protocol_fields(tool, condition.prediction_mode, condition.prediction_format)
 
 
 @functools.cache
-def _card_fields(tool: str, mode: str, form: str) -> dict[str, FieldKind]:
-    condition = _Protocol(mode, form)
-    if condition.prediction_mode == "none":
+def protocol_fields(tool: str, mode: str, form: str) -> dict[str, FieldKind]:
+    """The prediction fields of a tool under a prediction mode and format (cached: asked every step).
+    The returned mapping is shared: do not change it."""
+    if mode == "none":
         return {}
     fields: dict[str, FieldKind] = {"expected_success": "success"}
-    if condition.prediction_mode == "required+confidence":
+    if mode == "required+confidence":
         fields["confidence"] = "probability"
-    if condition.prediction_format in ("structured", "rich"):
+    if form in ("structured", "rich"):
         fields.update(STRUCTURED_FIELDS.get(tool, {}))
-    if condition.prediction_format == "rich":
+    if form == "rich":
         fields.update(RICH_FIELDS)
     return fields
-
-
-@dataclass(frozen=True, slots=True)
-class _Protocol:
-    prediction_mode: str
-    prediction_format: str
 
 
 def fields_required(condition: Condition) -> bool:

@@ -11,7 +11,7 @@ from typing import Any, Protocol
 
 from vendomini_eval.condition import Condition
 from vendomini_eval.episode import AgentAction
-from vendomini_eval.predictions import card_fields
+from vendomini_eval.predictions import protocol_fields
 from vendomini_eval.world.setup import build_rules
 from vendomini_eval.world.tools import available_tools
 
@@ -57,8 +57,7 @@ class PolicyContext:
         return cls(**{**facts, "tools": tuple(facts["tools"])})
 
     def prediction_fields(self, tool: str) -> set[str]:
-        probe = Condition(prediction_mode=self.prediction_mode, prediction_format=self.prediction_format)
-        return set(card_fields(tool, probe))
+        return set(protocol_fields(tool, self.prediction_mode, self.prediction_format))
 
 
 class Policy(Protocol):
