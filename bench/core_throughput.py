@@ -4,7 +4,11 @@ Reports, at complexity 0 and 4, over 1,000 and 100,000 steps: the rate of Episod
 time excluded) and of the whole loop, as the median of several repeats. Targets: >= 20,000 steps/s of
 Episode.step at level 4, and the 100k-step rate >= 0.8 x the 1k-step rate (flat cost per step).
 
-    python bench/core_throughput.py [--repeats 3] [--long 100000]
+    python bench/core_throughput.py [--repeats 3] [--long 100000] [--levels 0 4] [--clock wall|cpu]
+
+`--clock cpu` times with the process's CPU time (time.process_time) instead of the wall clock: steadier on a
+machine shared with other work, at the price of a slower clock read (about a microsecond per step is counted as
+step time). To compare two checkouts, run this script with PYTHONPATH set to each in turn.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
+from collections.abc import Callable
 
 from vendomini_eval.condition import Condition
 from vendomini_eval.episode import Episode
@@ -20,14 +25,18 @@ from vendomini_eval.policies import PolicyContext, make_policy
 P_SHOCK = 0.1
 
 
-def measure(level: int, steps: int, seed: int) -> tuple[float, float, int]:
+CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
+
+
+def measure(
+    level: int, steps: int, seed: int, clock: Callable[[], float] = time.perf_counter
+) -> tuple[float, float, int]:
     """(Episode.step steps/s, whole-loop steps/s, steps run) for one episode."""
     condition = Condition(complexity_level=level, max_steps=steps, p_shock=P_SHOCK)
     episode = Episode(condition, seed)
     policy = make_policy("heuristic", PolicyContext.for_condition(condition), seed)
     observation = None
     in_step = 0.0
-    clock = time.perf_counter
     start = clock()
     while not episode.done:
         action, prediction = policy.act(observation)
@@ -44,23 +53,26 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--long", type=int, default=100_000, help="steps of the long run")
+    parser.add_argument("--levels", type=int, nargs="+", default=[0, 4], choices=range(5), help="complexity levels")
+    parser.add_argument("--clock", choices=sorted(CLOCKS), default="wall", help="wall clock or process CPU time")
     args = parser.parse_args()
-    print(f"p_shock {P_SHOCK}, heuristic policy, median of {args.repeats} repeats")
+    clock = CLOCKS[args.clock]
+    print(f"p_shock {P_SHOCK}, heuristic policy, median of {args.repeats} repeats, {args.clock} clock")
     print(f"{'level':>5} {'steps':>8} {'ran':>8} {'step/s (Episode.step)':>22} {'step/s (loop)':>14}")
     rates: dict[tuple[int, int], float] = {}
-    for level in (0, 4):
+    for level in args.levels:
         for steps in (1_000, args.long):
-            runs = [measure(level, steps, seed=11 + r) for r in range(args.repeats)]
+            runs = [measure(level, steps, seed=11 + r, clock=clock) for r in range(args.repeats)]
             step_rate = statistics.median(r[0] for r in runs)
             loop_rate = statistics.median(r[1] for r in runs)
             ran = min(r[2] for r in runs)
             rates[(level, steps)] = step_rate
             print(f"{level:>5} {steps:>8} {ran:>8} {step_rate:>22,.0f} {loop_rate:>14,.0f}")
-    for level in (0, 4):
+    for level in args.levels:
         ratio = rates[(level, args.long)] / rates[(level, 1_000)]
         print(f"level {level}: long/short rate ratio {ratio:.2f} (target >= 0.8)")
-    level4 = rates[(4, 1_000)]
-    print(f"level 4 Episode.step rate {level4:,.0f} steps/s (target >= 20,000)")
+    if 4 in args.levels:
+        print(f"level 4 Episode.step rate {rates[(4, 1_000)]:,.0f} steps/s (target >= 20,000)")
 
 
 if __name__ == "__main__":

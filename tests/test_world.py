@@ -8,6 +8,7 @@ that waited instead: the only change is the clock and its day boundary).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 from collections.abc import Callable
@@ -24,7 +25,7 @@ from vendomini_eval.runner import run_policy
 from vendomini_eval.shocks import ScheduledShock, apply_shock
 from vendomini_eval.world.actions import ActionError, parse_args
 from vendomini_eval.world.setup import PRESSURE, n_skus, n_suppliers
-from vendomini_eval.world.state import CustomerOrder, Offer, WorldState
+from vendomini_eval.world.state import STATIC_PARTS, CustomerOrder, Offer, WorldState
 from vendomini_eval.world.tools import TOOL_SPECS, available_tools
 
 SEED = 5
@@ -543,6 +544,38 @@ def test_ledger_identity_and_round_trip_over_a_shocked_heuristic_run() -> None:
     # The hash covers the changing part: one more unit of stock changes it.
     loaded.stock[loaded.catalogue.skus[0].sku_id] += 1
     assert loaded.state_hash() != ep.state.state_hash()
+
+
+def full_state_hash(state: WorldState) -> str:
+    """The state hash by its definition, with nothing cached: the digest of the catalogue and rules, then the
+    JSON of everything else."""
+    static = hashlib.sha256(state.model_dump_json(include=STATIC_PARTS).encode()).hexdigest()
+    return hashlib.sha256(static.encode() + state.model_dump_json(exclude=STATIC_PARTS).encode()).hexdigest()
+
+
+@pytest.mark.parametrize(("policy", "level", "steps_per_day", "seed"), [("random", 3, 5, 8), ("heuristic", 4, 1, 5)])
+def test_state_hash_equals_a_full_serialisation_at_every_step(
+    policy: str, level: int, steps_per_day: int, seed: int
+) -> None:
+    # Shocks often, delayed notices, every tool (notes, quotes, cancel, expedite): every part of the state changes.
+    # The random policy loses customers fast: slower days keep its business running for longer.
+    condition = Condition(
+        complexity_level=level, p_shock=0.5, observability="delayed", memory_tools="full", recovery_tools="all",
+        steps_per_day=steps_per_day, pressure_level="low", max_steps=1000, continue_after_crash=10**6,
+    )  # fmt: skip
+    ep = Episode(condition, seed)
+    agent = make_policy(policy, PolicyContext.for_condition(condition), seed)
+    observation = None
+    while not ep.done:
+        action, prediction = agent.act(observation)
+        result = ep.step(action, prediction)
+        assert result.state_hash == full_state_hash(ep.state), ep.state.step
+        observation = result.observation()
+    assert ep.state.step >= 250
+    # A change made outside the world's transitions is seen too (nothing is cached by step or by revision).
+    ep.state.stock[ep.state.catalogue.skus[0].sku_id] += 1
+    ep.state.notes["outside"] = "written directly"
+    assert ep.state.state_hash() == full_state_hash(ep.state) != result.state_hash
 
 
 # ----- pruning ----------------------------------------------------------------------------------------------

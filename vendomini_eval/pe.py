@@ -148,18 +148,18 @@ class PETracker:
         sums = [0.0, 0.0, 0.0, 0.0, 0.0]
         counts = [0, 0, 0, 0, len(observations)]
         surprises: list[PEObservation] = []
-        for obs in observations:  # all checked before any state changes
+        for obs in observations:  # all checked before any state changes (the sums are local)
             if obs.step != step:
                 raise ValueError(f"observation {obs.prediction_id!r} resolved at step {obs.step}, not {step}")
-            if obs.pe_type not in _TYPE_INDEX:
+            i = _TYPE_INDEX.get(obs.pe_type)
+            if i is None:
                 raise ValueError(f"pe_type must be one of {PE_TYPES}, got {obs.pe_type!r}")
-            if not 0.0 <= obs.value <= 1.0:  # also rejects NaN
-                raise ValueError(f"PE value must be in [0, 1], got {obs.value!r}")
-        for obs in observations:
-            i = _TYPE_INDEX[obs.pe_type]
-            sums[i] += obs.value
+            value = obs.value
+            if not 0.0 <= value <= 1.0:  # also rejects NaN
+                raise ValueError(f"PE value must be in [0, 1], got {value!r}")
+            sums[i] += value
             counts[i] += 1
-            if obs.value > self._threshold:
+            if value > self._threshold:
                 surprises.append(obs)
         if brier_scores:
             for b in brier_scores:  # validate all before changing any state

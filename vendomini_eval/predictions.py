@@ -79,8 +79,11 @@ def protocol_fields(tool: str, mode: str, form: str) -> dict[str, FieldKind]:
     return fields
 
 
+REQUIRED_MODES = ("required", "required+confidence")
+
+
 def fields_required(condition: Condition) -> bool:
-    return condition.prediction_mode in ("required", "required+confidence")
+    return condition.prediction_mode in REQUIRED_MODES
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,19 +136,22 @@ def parse_card(
 ) -> PredictionCard | None:
     """Validate a stated prediction against the condition's protocol; raise `ActionError` if it breaks it."""
     fields = card_fields(tool, condition)
-    if not isinstance(raw, Mapping | None):
-        raise ActionError("bad_prediction", f"{tool}: the prediction must be an object, got {type(raw).__name__}")
-    raw = dict(raw or {})
-    if any(not isinstance(name, str) for name in raw):
+    if raw is None:
+        raw = {}
+    elif type(raw) is not dict:  # a plain dict is the usual card; only other types need the Mapping check
+        if not isinstance(raw, Mapping):
+            raise ActionError("bad_prediction", f"{tool}: the prediction must be an object, got {type(raw).__name__}")
+        raw = dict(raw)
+    if not all(isinstance(name, str) for name in raw):
         raise ActionError("bad_prediction", f"{tool}: prediction field names must be strings")
     if not fields:
         if raw:
             raise ActionError("bad_prediction", f"{tool}: predictions are not part of this task; remove {sorted(raw)}")
         return None
-    unknown = sorted(name for name in raw if name not in fields)
-    if unknown:
+    if not fields.keys() >= raw.keys():
+        unknown = sorted(name for name in raw if name not in fields)
         raise ActionError("bad_prediction", f"{tool}: unknown prediction field(s) {unknown}; allowed: {list(fields)}")
-    if fields_required(condition):
+    if condition.prediction_mode in REQUIRED_MODES:
         missing = [name for name in fields if raw.get(name) is None and name != "rationale"]
         if missing:
             raise ActionError("bad_prediction", f"{tool}: prediction field(s) {missing} are required")

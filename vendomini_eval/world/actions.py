@@ -38,6 +38,9 @@ class NoArgs(Args):
     pass
 
 
+NO_ARGS = NoArgs()
+
+
 class OrderArgs(Args):
     supplier_id: StrictStr
     sku_id: StrictStr
@@ -90,6 +93,8 @@ def parse_args(tool: str, model: type[Args], arguments: Any) -> Args:
     if not isinstance(arguments, Mapping):
         shown = f"str {arguments[:200]!r}" if isinstance(arguments, str) else type(arguments).__name__
         raise ActionError("malformed", f"{tool}: arguments must be a JSON object of named values, got {shown}")
+    if model is NoArgs and not arguments:
+        return NO_ARGS  # nothing to validate (the check tools and wait, most calls of a run)
     try:
         return model.model_validate(dict(arguments))
     except ValidationError as error:

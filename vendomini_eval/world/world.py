@@ -72,6 +72,7 @@ class World:
         self.demand_rng = demand_rng
         self.offers: dict[tuple[str, str], Offer] = {(o.supplier_id, o.sku_id): o for o in state.catalogue.offers}
         self.skus = {s.sku_id: s for s in state.catalogue.skus}
+        self.unit_cost = {s.sku_id: s.base_cost_cents for s in state.catalogue.skus}
         self.supplier_ids = {s.supplier_id for s in state.catalogue.suppliers}
         self.sku_order = [s.sku_id for s in state.catalogue.skus]
         self._demand_block_index = -1
@@ -492,8 +493,14 @@ class World:
             jitter = rng.integers(0, 3, (DEMAND_BLOCK_DAYS, n))
             bound = self.state.rules.demand_rate / n * MAX_DEMAND_FACTOR
             rows: list[list[tuple[int, float, int, int]]] = [[] for _ in range(DEMAND_BLOCK_DAYS)]
-            for d, i in zip(*np.nonzero(arrive < bound), strict=True):
-                rows[d].append((int(i), float(arrive[d, i]), int(quantity[d, i]), int(jitter[d, i])))
+            days, skus = np.nonzero(arrive < bound)
+            # As Python numbers, converted in bulk (the same values as float() and int() of each element).
+            candidates = zip(
+                days.tolist(), skus.tolist(), arrive[days, skus].tolist(), quantity[days, skus].tolist(),
+                jitter[days, skus].tolist(), strict=True,
+            )  # fmt: skip
+            for d, i, u, q, j in candidates:
+                rows[d].append((i, u, q, j))
             self._demand_rows = rows
             self._demand_block_index = block
         return self._demand_rows[offset]
@@ -502,6 +509,6 @@ class World:
     def net_worth_cents(self) -> int:
         """Cash + stock at unit cost + paid-for goods in transit (at the price paid)."""
         s = self.state
-        stock = sum(q * self.skus[k].base_cost_cents for k, q in s.stock.items())
+        stock = sum(q * self.unit_cost[k] for k, q in s.stock.items())
         inbound = sum(po.quantity * po.unit_price_cents for po in s.purchase_orders)
         return s.cash_cents + stock + inbound
