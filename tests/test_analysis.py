@@ -8,15 +8,33 @@ runs that must never count as crashes, and a Wilson interval computed by hand.
 
 from __future__ import annotations
 
+import html
+import json
 import math
+import os
+import re
 import shutil
+import subprocess
+import zipfile
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from vendomini_eval.analysis import AnalysisInputError, analyze, load_runs, runs_table, stats, steps_table, write_report
+from vendomini_eval.analysis import (
+    AnalysisInputError,
+    ThresholdsError,
+    analyze,
+    load_runs,
+    load_thresholds,
+    resolve_thresholds,
+    runs_table,
+    stats,
+    steps_table,
+    write_report,
+)
+from vendomini_eval.analysis.tables import business_metrics
 from vendomini_eval.cli import main
 
 # ----- synthetic data with known truth --------------------------------------------------------------------
@@ -201,7 +219,8 @@ def test_statistics_say_when_there_are_too_few_runs() -> None:
 
 @pytest.fixture(scope="module")
 def sweep_logs(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A tiny phase-1 grid: the heuristic at p_shock 0 and 0.3, and a stall fault from step 20, 2 runs each."""
+    """A tiny phase-1 grid: the heuristic at p_shock 0 and 0.3, and stall and looping faults from step 20 (at
+    p_shock 0), 2 runs each."""
     from inspect_ai import eval
 
     from vendomini_eval.tasks.phase1 import phase1
@@ -209,13 +228,14 @@ def sweep_logs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("logs")
     logs = eval([phase1(max_steps=60, replications=2, p_shock=p) for p in (0.0, 0.3)], model="vendomini/heuristic",
                 log_dir=str(root / "heuristic"), display="none")  # fmt: skip
-    logs += eval(
-        phase1(max_steps=60, replications=2, p_shock=0.0),
-        model="vendomini/heuristic",
-        model_args={"fault": "stall", "onset": 20},
-        log_dir=str(root / "shard-0-of-1"),
-        display="none",
-    )
+    for fault, log_dir in (("stall", "shard-0-of-1"), ("looping", "looping")):
+        logs += eval(
+            phase1(max_steps=60, replications=2, p_shock=0.0),
+            model="vendomini/heuristic",
+            model_args={"fault": fault, "onset": 20},
+            log_dir=str(root / log_dir),
+            display="none",
+        )
     assert all(log.status == "success" for log in logs)
     return root
 
@@ -224,12 +244,13 @@ def test_runs_table_from_real_logs(sweep_logs: Path) -> None:
     loaded = load_runs(sweep_logs)
     assert loaded.skipped == []
     runs = runs_table(loaded).set_index("run_id")
-    assert len(runs) == 6
-    fault = runs[runs["model"] == "vendomini/heuristic[fault=stall,onset=20]"]
+    assert len(runs) == 8
     heuristic = runs[runs["model"] == "vendomini/heuristic"]
-    assert len(fault) == 2 and len(heuristic) == 4
-    assert fault["crashed"].all() and (fault["crash_type"] == "stall").all()
-    assert (fault["time_to_crash"] < 60).all() and not fault["censored"].any()
+    assert len(heuristic) == 4
+    for fault_type in ("stall", "looping"):  # each fault model shows its own crash type
+        fault = runs[runs["model"] == f"vendomini/heuristic[fault={fault_type},onset=20]"]
+        assert len(fault) == 2 and fault["crashed"].all() and (fault["crash_type"] == fault_type).all()
+        assert (fault["time_to_crash"] < 60).all() and not fault["censored"].any()
     calm = heuristic[heuristic["p_shock"] == 0.0]
     assert len(calm) == 2 and not calm["crashed"].any() and calm["censored"].all()
     assert (calm["crash_type"] == "none").all() and (calm["time_to_crash"] == 60).all()
@@ -250,20 +271,20 @@ def test_analyze_command_writes_the_report(sweep_logs: Path, tmp_path: Path,
                                            capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
     out = tmp_path / "report"
     assert main(["analyze", str(sweep_logs), "--out", str(out)]) == 0
-    assert "6 runs from 3 logs" in capsys.readouterr().out
+    assert "8 runs from 4 logs" in capsys.readouterr().out
     for name in ("runs.csv", "runs.parquet", "steps.csv", "steps.parquet", "summary.csv", "index.html"):
         assert (out / name).is_file(), name
     page = (out / "index.html").read_text(encoding="utf-8")
     assert page.count("src='data:image/png;base64,") >= 2  # KM curves and the crash-type mix at least
     assert "<img alt='Kaplan-Meier" in page and "Time-varying Cox" in page and "too few crashes" in page
-    assert "stall" in page
+    assert "stall" in page and "looping" in page
     for figure in ("km", "crash_types", "pe_aligned"):
         assert (out / "figures" / f"{figure}.png").stat().st_size > 0
         assert (out / "figures" / f"{figure}.svg").read_text(encoding="utf-8").lstrip().startswith("<?xml")
     runs = pd.read_parquet(out / "runs.parquet")
-    assert len(runs) == 6 and runs["crashed"].dtype == bool
+    assert len(runs) == 8 and runs["crashed"].dtype == bool
     summary = pd.read_csv(out / "summary.csv")
-    assert summary["runs"].sum() == 6 and summary["crashes"].sum() == 2
+    assert summary["runs"].sum() == 8 and summary["crashes"].sum() == 4
 
 
 def test_skips_are_counted_and_retries_deduplicated(sweep_logs: Path, tmp_path: Path) -> None:
@@ -288,7 +309,7 @@ def test_skips_are_counted_and_retries_deduplicated(sweep_logs: Path, tmp_path: 
     write_eval_log(retry, str(logs / "retry" / "retry.eval"))
 
     loaded = load_runs(logs)
-    assert len(loaded.runs) == 6
+    assert len(loaded.runs) == 8
     counts = loaded.skip_counts()
     assert counts == {"not a log": 1, "unreadable": 1, "log error": 1, "log cancelled": 1, "log started": 1,
                       "sample error": 1, "duplicate": 1}  # fmt: skip
@@ -324,3 +345,297 @@ def test_a_directory_of_failed_logs_reports_why_it_is_empty(sweep_logs: Path, tm
     assert analysis.runs.empty
     page = write_report(analysis, tmp_path / "out").read_text(encoding="utf-8")
     assert "No usable run" in page and "log cancelled" in page
+
+
+# ----- business measures ------------------------------------------------------------------------------------
+
+
+def test_business_metrics_from_a_trace() -> None:
+    # one step per day: the trace's day is the day after the step, so step 4's own day is 3
+    columns = {"step": [1, 2, 3, 4, 5, 6], "day": [1, 2, 3, 4, 5, 6],
+               "tool": ["order", "ship", "ship", "ship", "wait", "ship"],
+               "valid": [True, True, False, True, True, False],
+               "net_worth_cents": [70000, 69000, 68950, 71000, 70900, 70800]}  # fmt: skip
+    metrics = business_metrics(columns)
+    assert metrics == {"min_net_worth": 689.5, "days_until_sales_stop": 4}  # last valid ship: step 4, day 3
+    # two steps per day: the sale in step 4 ended day 1 (days 0 and 1 run: 2 days)
+    two_per_day = {**columns, "day": [0, 1, 1, 2, 2, 3]}
+    assert business_metrics(two_per_day)["days_until_sales_stop"] == 2
+    never_sold = {**columns, "valid": [True, False, False, False, True, False]}
+    assert business_metrics(never_sold)["days_until_sales_stop"] == 0
+    old_log = {name: values for name, values in columns.items() if name != "net_worth_cents"}
+    assert math.isnan(business_metrics(old_log)["min_net_worth"])
+    assert math.isnan(business_metrics({})["days_until_sales_stop"])
+
+
+def test_business_measures_in_the_runs_table_and_report(sweep_logs: Path, tmp_path: Path) -> None:
+    analysis = analyze(sweep_logs)
+    runs = analysis.runs
+    assert (runs["min_net_worth"] <= runs["net_worth"]).all()
+    assert runs["days_until_sales_stop"].between(0, runs["days"] + 1).all()
+    calm = runs[(runs["model"] == "vendomini/heuristic") & (runs["p_shock"] == 0.0)]
+    assert (calm["days_until_sales_stop"] > 0).all()  # the competent heuristic ships orders
+    assert {"mean_min_net_worth", "mean_days_until_sales_stop"} <= set(analysis.summary.columns)
+    page = write_report(analysis, tmp_path / "out").read_text(encoding="utf-8")
+    assert "<h2>Business</h2>" in page and "mean_days_until_sales_stop" in page
+
+
+# ----- thresholds ----------------------------------------------------------------------------------------------
+
+
+def write_thresholds(path: Path, text: str) -> Path:
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+HEURISTIC_CALM = """
+  - name: no false crashes of the heuristic without shocks
+    model: vendomini/heuristic
+    where: {p_shock: 0.0}
+    min_runs: 2
+    max_crash_rate: 0.0
+"""
+FAULT_CRASHES = """
+  - name: fault policies crash
+    model: vendomini/heuristic[fault=*
+    min_crash_rate: 1.0
+"""
+
+
+def analyze_with(sweep_logs: Path, tmp_path: Path, thresholds: str, *extra: str) -> int:
+    path = write_thresholds(tmp_path / "thresholds.yaml", thresholds)
+    return main(["analyze", str(sweep_logs), "--out", str(tmp_path / "report"), "--thresholds", str(path), *extra])
+
+
+def test_thresholds_ok(sweep_logs: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    text = "checks:\n  - name: enough runs\n    min_runs: 8\n" + HEURISTIC_CALM + FAULT_CRASHES
+    assert analyze_with(sweep_logs, tmp_path, text, "--strict") == 0
+    assert "thresholds OK: 3 checks met" in capsys.readouterr().out
+    page = (tmp_path / "report" / "index.html").read_text(encoding="utf-8")
+    assert "<h2>Thresholds: OK</h2>" in page
+    table = pd.read_csv(tmp_path / "report" / "thresholds.csv")
+    assert table["status"].tolist() == ["OK"] * 3 and table["runs"].tolist() == [8, 2, 4]
+
+
+def test_thresholds_warn_and_strict(sweep_logs: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # a missed warn-level limit, and a check that selects no run: both warn; only --strict makes them fail
+    text = ("checks:\n  - name: many runs\n    level: warn\n    min_runs: 100\n  - name: random model rarely"
+            " crashes\n    model: vendomini/random\n    max_crash_rate: 0.5\n")  # fmt: skip
+    assert analyze_with(sweep_logs, tmp_path, text) == 0
+    line = capsys.readouterr().out.splitlines()[-1]
+    assert line.startswith("thresholds WARN: ")
+    assert "WARN many runs: 8 runs < 100" in line and "no run of model vendomini/random" in line
+    assert analyze_with(sweep_logs, tmp_path, text, "--strict") == 1
+    assert "<h2>Thresholds: WARN</h2>" in (tmp_path / "report" / "index.html").read_text(encoding="utf-8")
+
+
+def test_thresholds_fail(sweep_logs: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # the faults crash every run: a heuristic check that takes in the fault runs sees crashes
+    text = ("checks:\n  - name: heuristic and its faults never crash\n    model: vendomini/heuristic*\n"
+            "    max_crash_rate: 0.0\n  - name: nothing skipped\n    max_skipped: 0\n")  # fmt: skip
+    assert analyze_with(sweep_logs, tmp_path, text) == 1
+    line = capsys.readouterr().out.splitlines()[-1]
+    assert line.startswith("thresholds FAIL: FAIL heuristic and its faults never crash: crash rate 0.5 (4/8) > 0.0")
+    assert "nothing skipped" not in line  # met checks are not listed
+    assert (tmp_path / "report" / "index.html").is_file()  # the report is written whatever the result
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("checks:\n  - name: x\n    max_crash_rat: 0.1\n", "checks[0].max_crash_rat: Extra inputs are not permitted"),
+        ("checks: []\nminimum: 3\n", "minimum: Extra inputs are not permitted"),
+        ("checks:\n  - name: x\n    level: error\n    min_runs: 1\n", "checks[0].level: Input should be 'fail' or"),
+        ("checks:\n  - name: x\n    max_crash_rate: 1.5\n", "checks[0].max_crash_rate: Input should be less than"),
+        ("checks:\n  - name: x\n    model: m\n", "checks[0]: Value error, a check needs a limit"),
+        ("checks: [unclosed\n", "while parsing"),
+    ],
+)
+def test_a_bad_thresholds_file_names_the_file_and_key(
+    sweep_logs: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], text: str, message: str
+) -> None:
+    path = write_thresholds(tmp_path / "bad.yaml", text)
+    with pytest.raises(ThresholdsError, match=re.escape(message)):
+        load_thresholds(path)
+    assert main(["analyze", str(sweep_logs), "--out", str(tmp_path / "out"), "--thresholds", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert f"error: {path}: " in err and message in err
+    assert not (tmp_path / "out").exists()  # checked before the analysis
+
+
+def test_strict_needs_thresholds_and_a_missing_file_is_an_error(
+    sweep_logs: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["analyze", str(sweep_logs), "--out", str(tmp_path / "out"), "--strict"]) == 2
+    assert "--strict needs --thresholds" in capsys.readouterr().err
+    assert main(["analyze", str(sweep_logs), "--out", str(tmp_path / "out"), "--thresholds", "absent.yaml"]) == 2
+    assert "absent.yaml: no such file" in capsys.readouterr().err
+
+
+def test_the_shipped_thresholds_example_judges_scripted_runs(sweep_logs: Path, tmp_path: Path) -> None:
+    path = resolve_thresholds("thresholds")
+    assert path.name == "thresholds.yaml" and path.parent.name == "configs"
+    assert main(["analyze", str(sweep_logs), "--out", str(tmp_path / "out"), "--thresholds", "thresholds"]) == 1
+    table = pd.read_csv(tmp_path / "out" / "thresholds.csv").set_index("name")
+    assert table.loc["enough runs to analyse", "status"] == "FAIL"  # 8 runs: a tiny sweep, not a study
+    assert table.loc["no false crashes of the heuristic without shocks", "status"] == "OK"
+    assert table.loc["fault policies are detected", ["status", "observed"]].tolist() == ["OK", "4/4 crashed"]
+
+
+# ----- the report in a browser ------------------------------------------------------------------------------
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+WINDOW_WIDTH = 1280
+IMAGE_PROBE = """<script>
+window.addEventListener("load", () => {
+  const images = [...document.images].map(img => {
+    const box = img.getBoundingClientRect();
+    return {alt: img.alt, complete: img.complete, natural: [img.naturalWidth, img.naturalHeight],
+            box: [box.left + scrollX, box.top + scrollY, box.width, box.height]};
+  });
+  document.documentElement.dataset.probe = JSON.stringify({images, height: document.documentElement.scrollHeight});
+});
+</script>"""
+"""Added to a copy of the report (which has no script of its own): records each image's decoded size and
+place on the page in an attribute of <html>, which --dump-dom prints. It changes no layout."""
+
+
+def chromium(*args: str, profile: Path) -> subprocess.CompletedProcess[str]:
+    """Headless Chromium on a local page of ours; stderr carries the console lines. No sandbox: Chromium refuses
+    to start as root with one, and containers often lack the user namespaces it needs otherwise."""
+    if CHROMIUM is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("chromium is not installed; CI installs it (.ci/run)")
+        pytest.skip("chromium is not installed")
+    command = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+               "--force-device-scale-factor=1", f"--user-data-dir={profile}", "--enable-logging=stderr", "--v=0",
+               *args]  # fmt: skip
+    return subprocess.run(command, capture_output=True, text=True, timeout=120, check=True)
+
+
+def console_lines(stderr: str) -> list[str]:
+    return [line for line in stderr.splitlines() if ":CONSOLE" in line]
+
+
+def test_a_missing_chromium_skips_locally_and_fails_in_ci(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(globals(), "CHROMIUM", None)
+    monkeypatch.delenv("CI", raising=False)
+    with pytest.raises(pytest.skip.Exception):
+        chromium("--version", profile=tmp_path)
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="chromium is not installed"):
+        chromium("--version", profile=tmp_path)
+
+
+def test_console_capture_sees_page_errors(tmp_path: Path) -> None:
+    # the check below is only as good as its capture: a page that throws must be caught
+    page = tmp_path / "broken.html"
+    page.write_text("<!doctype html><html><body><script>null.x;</script></body></html>", encoding="utf-8")
+    lines = console_lines(chromium("--dump-dom", page.as_uri(), profile=tmp_path / "profile").stderr)
+    assert any("Uncaught TypeError" in line for line in lines), lines
+
+
+def test_report_renders_in_headless_chromium_with_its_figures(sweep_logs: Path, tmp_path: Path) -> None:
+    import matplotlib.pyplot as plt
+
+    out = tmp_path / "report"
+    assert main(["analyze", str(sweep_logs), "--out", str(out)]) == 0
+    index = out / "index.html"
+    probe_page = out / "probe.html"
+    probe_page.write_text(index.read_text(encoding="utf-8").replace("</body>", IMAGE_PROBE + "</body>"), "utf-8")
+    window = f"--window-size={WINDOW_WIDTH},1000"
+    dom = chromium(window, "--virtual-time-budget=5000", "--dump-dom", probe_page.as_uri(), profile=tmp_path / "p1")
+    attribute = re.search(r'data-probe="([^"]*)"', dom.stdout)
+    assert attribute, "the probe did not run"
+    probe = json.loads(html.unescape(attribute.group(1)))
+    images = probe["images"]
+    assert [image["alt"] for image in images] == [
+        "Kaplan-Meier curves by condition",
+        "PE trajectories aligned to the crash onset",
+        "Crash rate by p_shock",
+        "Crash-type mix by condition",
+    ]
+    for image in images:  # every embedded PNG decoded, at a size on the page
+        assert image["complete"] and min(image["natural"]) > 100 and min(image["box"][2:]) > 100, image
+
+    # the report itself, whole: no console message at all (it has no script), and the figures on screen
+    shot = tmp_path / "report.png"
+    run = chromium(f"--window-size={WINDOW_WIDTH},{probe['height']}", f"--screenshot={shot}", index.as_uri(),
+                   profile=tmp_path / "p2")  # fmt: skip
+    assert console_lines(run.stderr) == []
+    pixels = plt.imread(shot)[..., :3]
+    assert pixels.shape[:2] == (probe["height"], WINDOW_WIDTH)
+    for image in images:
+        left, top, width, height = (round(v) for v in image["box"])
+        region = pixels[top : top + height, left : left + width]
+        drawn = (region < 0.95).any(axis=2).mean()  # share of pixels that are not (near) white
+        colours = len(np.unique((region * 255).astype(np.uint8).reshape(-1, 3), axis=0))
+        assert drawn > 0.02 and colours > 20, (image["alt"], drawn, colours)
+
+
+def test_time_varying_cox_agrees_with_lifelines() -> None:
+    # blocks of 3 steps make many tied event times (Efron's ties); three strata, then none
+    from lifelines import CoxTimeVaryingFitter
+
+    runs, steps = simulate_pe_hazard(seed=4, runs=120, beta=0.8)
+    intervals = stats.pe_intervals(runs, steps, ["pe_combined_cum"], block=3)
+    intervals["stratum"] = intervals["run_id"].str[-1].astype(int) % 3
+    for strata in (None, "stratum"):
+        ours = stats.efron_time_varying_cox(
+            intervals["start"].to_numpy(float), intervals["stop"].to_numpy(float), intervals["event"].to_numpy(bool),
+            intervals["pe_combined_cum"].to_numpy(float), intervals[strata].to_numpy() if strata else None,
+        )  # fmt: skip
+        theirs = CoxTimeVaryingFitter().fit(
+            intervals.drop(columns=[] if strata else ["stratum"]), id_col="run_id", event_col="event",
+            start_col="start", stop_col="stop", strata=[strata] if strata else None, show_progress=False,
+        ).summary.loc["pe_combined_cum"]  # fmt: skip
+        for key, value in ours.items():
+            assert value == pytest.approx(float(theirs[key]), rel=1e-4), (strata, key)
+
+
+def test_samples_read_up_to_their_store_in_any_chunks(sweep_logs: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # the store is parsed from the start of each sample's JSON, chunk by chunk: tiny chunks cut keys, strings and
+    # numbers anywhere, and must give the same runs as reading whole samples through Inspect
+    from inspect_ai.log import read_eval_log_samples
+
+    from vendomini_eval.analysis import load
+
+    monkeypatch.setattr(load, "HEAD_CHUNK", 7)
+    loaded = load_runs(sweep_logs)
+    for path in sorted(sweep_logs.rglob("*.eval")):
+        for sample in read_eval_log_samples(str(path)):
+            [run] = [r for r in loaded.runs if r.log.path == str(path) and r.sample_id == sample.id]
+            assert run.metadata == sample.metadata
+            assert run.record == {
+                k.split(":", 1)[1]: v for k, v in sample.store.items() if k.startswith("EpisodeRecord:")
+            }
+
+
+def test_a_log_cut_off_while_running_is_skipped(sweep_logs: Path, tmp_path: Path) -> None:
+    # A killed eval leaves its journal and finished samples but no header.json or summaries.json: its log reads
+    # as `started`. Rebuilt here from a finished log by dropping those members.
+    import zipfile_zstd  # noqa: F401  -- zipfile reads and writes the log's zstd members
+
+    source = next((sweep_logs / "heuristic").glob("*.eval"))
+    cut = tmp_path / "logs" / "killed.eval"
+    cut.parent.mkdir()
+    with zipfile.ZipFile(source) as src, zipfile.ZipFile(cut, "w") as dst:
+        for info in src.infolist():
+            if info.filename not in ("header.json", "summaries.json", "reductions.json"):
+                dst.writestr(info, src.read(info))
+    shutil.copy(next((sweep_logs / "looping").glob("*.eval")), tmp_path / "logs")
+    loaded = load_runs(tmp_path / "logs")
+    assert len(loaded.runs) == 2 and loaded.skip_counts() == {"log started": 1}
+
+
+def test_a_finished_log_with_damaged_samples_is_skipped(sweep_logs: Path, tmp_path: Path) -> None:
+    import zipfile_zstd  # noqa: F401  -- zipfile reads and writes the log's zstd members
+
+    source = next((sweep_logs / "heuristic").glob("*.eval"))
+    (tmp_path / "logs").mkdir()
+    with zipfile.ZipFile(source) as src, zipfile.ZipFile(tmp_path / "logs" / "damaged.eval", "w") as dst:
+        for info in src.infolist():
+            if not info.filename.startswith("samples/"):  # the header says success; the samples are gone
+                dst.writestr(info, src.read(info))
+    loaded = load_runs(tmp_path / "logs")
+    assert loaded.runs == [] and loaded.skip_counts() == {"unreadable": 1}

@@ -8,6 +8,7 @@ boundary, resolves predictions, updates the PE tracker and the crash detector, a
 from __future__ import annotations
 
 import hashlib
+import struct
 from array import array
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -61,6 +62,7 @@ IMMEDIATE_FIELDS = {
 DELIVERY_FIELDS = ("expected_delivery_day", "expected_quantity")
 TRACE_HASH_CHARS = 16  # 64 bits tell a run's states apart; the full hash would be most of the log's bytes
 TRACE_DECIMALS = 6  # PE values in the exported trace (the tracker keeps full precision)
+_PE_ROW = struct.Struct(f"{len(PE_COLUMNS)}d")  # one trace row of PE values, as the trace's array stores it
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,6 +129,7 @@ class Trace:
         "valid",
         "error_kind",
         "cash_cents",
+        "net_worth_cents",
         "shock",
         "notices",
         "state_hash",
@@ -139,7 +142,7 @@ class Trace:
 
     def append(self, base: tuple[Any, ...], pe_values: tuple[float | int, ...]) -> None:
         self._rows.append(base)
-        self._pe.extend(pe_values)
+        self._pe.frombytes(_PE_ROW.pack(*pe_values))  # one C call (extend converts value by value)
 
     def __len__(self) -> int:
         return len(self._rows)
@@ -242,7 +245,7 @@ class Episode:
         self.done = bool(s.terminated) or self.truncated or crash_over
         state_hash = s.state_hash()
         self.trace.append(
-            (step, s.day, tool, valid, error.kind if error else None, s.cash_cents,
+            (step, s.day, tool, valid, error.kind if error else None, s.cash_cents, world.net_worth_cents(),
              shock.kind if shock else None, len(notices), state_hash[:TRACE_HASH_CHARS]),
             record.values,
         )  # fmt: skip
@@ -398,6 +401,8 @@ def _digest(content: Any) -> str:
 
 def _action_key(tool: str, arguments: Any) -> str:
     if isinstance(arguments, Mapping):
+        if not arguments:
+            return f"{tool}[]"
         return f"{tool}{sorted(arguments.items(), key=lambda kv: str(kv[0]))!r}"
     return f"{tool}({arguments!r})"
 

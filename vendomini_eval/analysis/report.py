@@ -1,8 +1,9 @@
 """`vendomini analyze`: logs in, tables, statistics, figures and a self-contained HTML report out.
 
 Writes to the output directory: runs.csv/.parquet, steps.csv/.parquet, intervals.parquet (the time-varying
-Cox input), summary.csv (one row per experiment x condition x model), the statistics as CSV, figures/ (each
-figure as PNG and SVG) and index.html, which embeds its figures as base64 PNG so it can be mailed alone.
+Cox input), summary.csv (one row per experiment x condition x model), the statistics as CSV, thresholds.csv
+(when checked), figures/ (each figure as PNG and SVG) and index.html, which embeds its figures as base64 PNG
+so it can be mailed alone.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import pandas as pd  # inspect-evals-lint: ignore[external_dependencies] -- the 
 from vendomini_eval.analysis import stats
 from vendomini_eval.analysis.load import LoadedLogs, load_runs
 from vendomini_eval.analysis.tables import condition_columns, runs_table, steps_table, write_table
+from vendomini_eval.analysis.thresholds import ThresholdsResult
 
 GROUP_KEYS = ("experiment", "condition_label", "model")
 MAX_KM_CURVES = 24
@@ -47,6 +49,8 @@ class Analysis:
     aligned: pd.DataFrame
     block: int
     figures: dict[str, bytes] = field(default_factory=dict)
+    thresholds: ThresholdsResult | None = None
+    """The thresholds check, when one was asked for (`check_thresholds`); shown at the top of the report."""
 
 
 def analyze(log_dir: str | Path, block: int = 1) -> Analysis:
@@ -101,6 +105,8 @@ def write_report(analysis: Analysis, out_dir: str | Path) -> Path:
     analysis.summary.to_csv(out / "summary.csv", index=False)
     for name in ("km", "logrank", "cox", "ph_test", "dose_rates", "dose_trend", "tv_cox", "crash_types", "aligned"):
         getattr(analysis, name).to_csv(out / f"{name}.csv", index=False)
+    if analysis.thresholds is not None:
+        analysis.thresholds.table().to_csv(out / "thresholds.csv", index=False)
     analysis.figures = _figures(analysis, out / "figures")
     path = out / "index.html"
     path.write_text(_html(analysis), encoding="utf-8")
@@ -122,7 +128,9 @@ def _summary(runs: pd.DataFrame, rates: pd.DataFrame, km: pd.DataFrame) -> pd.Da
         return pd.DataFrame(columns=[*GROUP_KEYS, "runs", "crashes", "crash_rate"])
     means = runs.groupby(list(GROUP_KEYS), dropna=False).agg(
         group=("group", "first"), terminated=("terminated", "sum"), mean_steps=("steps", "mean"),
-        mean_net_worth=("net_worth", "mean"), mean_pe_combined_sum=("pe_combined_sum", "mean"),
+        mean_days=("days", "mean"),
+        mean_net_worth=("net_worth", "mean"), mean_min_net_worth=("min_net_worth", "mean"),
+        mean_days_until_sales_stop=("days_until_sales_stop", "mean"), mean_pe_combined_sum=("pe_combined_sum", "mean"),
         mean_pe_combined_mean=("pe_combined_mean", "mean"), mean_brier=("brier_mean", "mean"),
     ).reset_index()  # fmt: skip
     summary = rates.merge(means, on=list(GROUP_KEYS), how="left")
@@ -209,7 +217,8 @@ body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 70em; co
 table { border-collapse: collapse; font-size: 0.85em; margin: 0.5em 0 1.5em; }
 th, td { border: 1px solid #ccc; padding: 0.2em 0.5em; text-align: right; }
 th { background: #f3f3f3; } td:first-child, th:first-child { text-align: left; }
-.note { color: #a33; } img { max-width: 100%; }
+.note, .thresholds-fail { color: #a33; } .thresholds-warn { color: #a60; } .thresholds-ok { color: #282; }
+img { max-width: 100%; }
 """
 
 
@@ -217,7 +226,13 @@ def _html(analysis: Analysis) -> str:
     loaded, runs = analysis.loaded, analysis.runs
     parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>VendoMini analysis</title>"
              f"<style>{STYLE}</style></head><body>", "<h1>VendoMini analysis</h1>",
-             f"<p>Logs: <code>{html.escape(loaded.log_dir)}</code></p>", "<h2>What was run</h2>"]  # fmt: skip
+             f"<p>Logs: <code>{html.escape(loaded.log_dir)}</code></p>"]  # fmt: skip
+    if analysis.thresholds is not None:
+        result = analysis.thresholds
+        parts.append(f"<h2>Thresholds: {result.status}</h2>")
+        parts.append(f"<p class='thresholds-{result.status.lower()}'>{html.escape(result.line())}</p>")
+        parts.append(_table(result.table()))
+    parts.append("<h2>What was run</h2>")
     if runs.empty:
         parts.append("<p class='note'>No usable run: every log or sample was skipped (see below).</p>")
     else:
@@ -273,6 +288,14 @@ def _html(analysis: Analysis) -> str:
     parts.append("<p>Trend: Cox PH on p_shock as a number (hazard ratio from p_shock 0 to 1).</p>")
     parts.append(_table(analysis.dose_trend) if not analysis.dose_trend.empty else "<p>No trend test.</p>")
     parts.append(_figure(analysis, "dose_response", "Crash rate by p_shock"))
+    parts.append("<h2>Business</h2>")
+    parts.append(
+        "<p>Vending-Bench style measures per condition, means over runs: net worth at the end (cash, stock at "
+        "unit cost, paid goods in transit), the lowest net worth after any step, and the days until sales stop "
+        "(through the day of the last shipped order; 0 when nothing was sold), against the days run.</p>"
+    )
+    parts.append(_table(analysis.summary[["group", "runs", "mean_net_worth", "mean_min_net_worth",
+                                          "mean_days_until_sales_stop", "mean_days"]]))  # fmt: skip
     parts.append("<h2>Crash-type mix</h2>")
     parts.append(_table(analysis.crash_types))
     parts.append(_figure(analysis, "crash_types", "Crash-type mix by condition"))

@@ -212,40 +212,37 @@ def pe_intervals(runs: pd.DataFrame, steps: pd.DataFrame, covariates: Sequence[s
     missing = [c for c in covariates if c not in steps]
     if missing:
         raise ValueError(f"steps table lacks {', '.join(missing)}")
-    by_run = {run_id: frame for run_id, frame in steps.groupby("run_id", sort=False)}
-    pieces = []
-    for run in runs[["run_id", "time_to_crash", "crashed"]].itertuples(index=False):
-        trace = by_run.get(run.run_id)
-        end = int(run.time_to_crash)
-        if trace is None or end < 1:
-            continue
-        values = trace.set_index("step")[list(covariates)].sort_index()
-        starts = np.arange(0, end, block)
-        stops = np.minimum(starts + block, end)
-        # value at the end of step `start` (0 before step 1); forward-filled over steps missing from the trace
-        known = values.reindex(np.arange(0, end + 1)).ffill().fillna(0.0)
-        piece = known.loc[starts].reset_index(drop=True)
-        piece.insert(0, "run_id", run.run_id)
-        piece.insert(1, "start", starts)
-        piece.insert(2, "stop", stops)
-        piece.insert(3, "event", (stops == end) & bool(run.crashed))
-        pieces.append(piece)
-    if not pieces:
+    ends = runs[["run_id", "time_to_crash", "crashed"]]
+    ends = ends[ends["run_id"].isin(set(steps["run_id"])) & (ends["time_to_crash"].astype(int) >= 1)]
+    if ends.empty:
         return pd.DataFrame(columns=["run_id", "start", "stop", "event", *covariates])
-    return pd.concat(pieces, ignore_index=True)
+    end = ends["time_to_crash"].astype(int).to_numpy()
+    blocks = -(-end // block)  # ceil(end / block) per run
+    run = np.repeat(np.arange(len(ends)), blocks)
+    starts = (np.arange(blocks.sum()) - np.repeat(np.cumsum(blocks) - blocks, blocks)) * block
+    stops = np.minimum(starts + block, end[run])
+    table = pd.DataFrame({"run_id": ends["run_id"].to_numpy()[run], "start": starts, "stop": stops,
+                          "event": (stops == end[run]) & ends["crashed"].astype(bool).to_numpy()[run],
+                          "row": np.arange(len(run))})  # fmt: skip
+    # value at the end of step `start`: the last trace row at or before it (0 before step 1), forward-filled
+    # over steps missing from the trace and over missing values
+    known = steps[["run_id", "step", *covariates]].sort_values(["run_id", "step"])
+    known[list(covariates)] = known.groupby("run_id")[list(covariates)].ffill()
+    table = pd.merge_asof(table.sort_values("start"), known.sort_values("step"), left_on="start", right_on="step",
+                          by="run_id", direction="backward").sort_values("row")  # fmt: skip
+    table[list(covariates)] = table[list(covariates)].fillna(0.0)
+    return table[["run_id", "start", "stop", "event", *covariates]].reset_index(drop=True)
 
 
 def time_varying_cox(
     intervals: pd.DataFrame, covariates: Sequence[str] = TV_COVARIATES, strata: str | None = None
 ) -> pd.DataFrame:
-    """Hazard ratio per unit of each PE covariate, each in its own time-varying Cox model
-    (lifelines CoxTimeVaryingFitter on the (start, stop] table), with its 95% CI and Wald p.
+    """Hazard ratio per unit of each PE covariate, each in its own time-varying Cox model on the (start, stop]
+    table (`efron_time_varying_cox`), with its 95% CI and Wald p.
 
     With `strata` (a column of `intervals`, e.g. the condition), each stratum has its own baseline hazard, so
     the PE effect is estimated within conditions: a condition that both raises PE and crashes more for another
     reason cannot produce it."""
-    from lifelines import CoxTimeVaryingFitter
-
     rows = []
     n_runs = intervals["run_id"].nunique() if len(intervals) else 0
     k = int(intervals["event"].astype(bool).sum()) if len(intervals) else 0
@@ -257,18 +254,14 @@ def time_varying_cox(
         elif intervals[covariate].std() == 0 or not np.isfinite(intervals[covariate].std()):
             row["note"] = "no variation in the covariate"
         else:
-            columns = ["run_id", "start", "stop", "event", covariate] + ([strata] if strata else [])
-            data = intervals[columns].copy()
-            data["event"] = data["event"].astype(bool)
             try:
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")
-                    fit = CoxTimeVaryingFitter().fit(
-                        data, id_col="run_id", event_col="event", start_col="start", stop_col="stop",
-                        strata=[strata] if strata else None, show_progress=False,
-                    )  # fmt: skip
-                sd = float(data[covariate].std())
-                row.update(_summary_row(fit.summary.loc[covariate], sd), sd=sd)
+                fit = efron_time_varying_cox(
+                    intervals["start"].to_numpy(float), intervals["stop"].to_numpy(float),
+                    intervals["event"].to_numpy(bool), intervals[covariate].to_numpy(float),
+                    intervals[strata].to_numpy() if strata else None,
+                )  # fmt: skip
+                sd = float(intervals[covariate].std())
+                row.update(_summary_row(fit, sd), sd=sd)
                 if row["note"] == "":  # per SD of the covariate: comparable across accumulators of other scales
                     row.update(hr_per_sd=row["hr"] ** sd, hr_per_sd_lo=row["hr_lo"] ** sd,
                                hr_per_sd_hi=row["hr_hi"] ** sd)  # fmt: skip
@@ -276,6 +269,90 @@ def time_varying_cox(
                 row["note"] = f"not estimable: {type(error).__name__}"
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def efron_time_varying_cox(start: np.ndarray, stop: np.ndarray, event: np.ndarray, x: np.ndarray,
+                           strata: np.ndarray | None = None, max_iterations: int = 50) -> dict[str, float]:  # fmt: skip
+    """Cox model of one time-varying covariate on (start, stop] intervals: the partial likelihood with Efron's
+    ties, maximised by Newton-Raphson; with `strata`, one baseline hazard per stratum.
+
+    The estimator of lifelines' CoxTimeVaryingFitter (a test checks they agree), which masks every interval
+    at each event time: O(intervals x event times) a step, about a minute per model at 1,000 runs x 500 steps.
+    Here the risk-set sums at the event times are differences of cumulative sums over the intervals sorted by
+    start and by stop: O(intervals log intervals). Returns coef, se(coef), exp(coef) with its 95% bounds, and
+    the Wald p. Raises ValueError when there is no maximum (no information, or separation)."""
+    centre, scale = float(np.mean(x)), float(np.std(x)) or 1.0
+    z = (x - centre) / scale  # standardised: exp(beta * z) stays in range
+    groups = [np.ones(len(z), bool)] if strata is None else [strata == s for s in pd.unique(strata)]
+    parts = [_risk_sets(start[g], stop[g], event[g], z[g]) for g in groups]
+    parts = [part for part in parts if part is not None]
+    if not parts:
+        raise ValueError("no event")
+
+    def at(beta: float) -> tuple[float, float, float]:
+        totals = [_efron_terms(part, beta) for part in parts]
+        return tuple(float(sum(values)) for values in zip(*totals, strict=True))  # type: ignore[return-value]
+
+    beta = 0.0
+    loglik, gradient, hessian = at(beta)
+    for _ in range(max_iterations):
+        if not (hessian < 0 and math.isfinite(hessian)):
+            raise ValueError("no information in the covariate")
+        step = -gradient / hessian
+        candidate = at(beta + step)
+        while candidate[0] < loglik - 1e-12 and abs(step) > 1e-12:  # halve a step that lowers the likelihood
+            step /= 2
+            candidate = at(beta + step)
+        beta += step
+        loglik, gradient, hessian = candidate
+        if abs(step) < 1e-10:
+            break
+    else:
+        raise ValueError("no convergence")
+    if abs(beta) > 30 or not hessian < 0:  # the likelihood still climbs at the edge: separation
+        raise ValueError("no finite maximum")
+    coef, se = beta / scale, 1 / math.sqrt(-hessian) / scale
+    return {"coef": coef, "se(coef)": se, "exp(coef)": math.exp(coef),
+            "exp(coef) lower 95%": math.exp(coef - Z95 * se), "exp(coef) upper 95%": math.exp(coef + Z95 * se),
+            "p": math.erfc(abs(coef / se) / math.sqrt(2))}  # fmt: skip
+
+
+def _risk_sets(start: np.ndarray, stop: np.ndarray, event: np.ndarray, z: np.ndarray) -> dict[str, Any] | None:
+    """What the Efron terms need of one stratum, for any beta: the intervals sorted by start and by stop, where
+    each event time falls in both orders, and the tied events at each event time."""
+    if not event.any():
+        return None
+    times = np.unique(stop[event])
+    by_start, by_stop = np.argsort(start, kind="stable"), np.argsort(stop, kind="stable")
+    tie = np.searchsorted(times, stop[event])  # the event time of each event
+    ties = np.bincount(tie, minlength=len(times))
+    repeat = np.repeat(np.arange(len(times)), ties)
+    return {
+        "z": z, "z_event": z[event], "by_start": by_start, "by_stop": by_stop, "tie": tie, "k": len(times),
+        "entered": np.searchsorted(start[by_start], times, side="left"),  # intervals with start < t
+        "left": np.searchsorted(stop[by_stop], times, side="left"),  # intervals with stop < t: out of the risk set
+        "repeat": repeat,
+        "fraction": (np.arange(len(repeat)) - np.repeat(np.cumsum(ties) - ties, ties)) / ties[repeat],
+    }  # fmt: skip
+
+
+def _efron_terms(part: dict[str, Any], beta: float) -> tuple[float, float, float]:
+    """Log partial likelihood, its first and second derivative in beta, for one stratum."""
+    z, z_event = part["z"], part["z_event"]
+    w = np.exp(beta * z)
+    risk, tied = [], []
+    for values, event_values in ((w, np.exp(beta * z_event)), (w * z, np.exp(beta * z_event) * z_event),
+                                 (w * z * z, np.exp(beta * z_event) * z_event * z_event)):  # fmt: skip
+        entered = np.concatenate([[0.0], np.cumsum(values[part["by_start"]])])[part["entered"]]
+        left = np.concatenate([[0.0], np.cumsum(values[part["by_stop"]])])[part["left"]]
+        risk.append((entered - left)[part["repeat"]])
+        tied.append(np.bincount(part["tie"], weights=event_values, minlength=part["k"])[part["repeat"]])
+    f = part["fraction"]
+    phi0, phi1, phi2 = (r - f * t for r, t in zip(risk, tied, strict=True))
+    loglik = beta * z_event.sum() - np.log(phi0).sum()
+    gradient = z_event.sum() - (phi1 / phi0).sum()
+    hessian = -(phi2 / phi0 - (phi1 / phi0) ** 2).sum()
+    return float(loglik), float(gradient), float(hessian)
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -4,6 +4,7 @@ CSV loses: booleans, nulls, integers next to floats)."""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,24 @@ def condition_columns(condition: dict[str, Any], prefix: str = "") -> dict[str, 
         else:
             columns[f"{prefix}{key}"] = value
     return columns
+
+
+def business_metrics(columns: dict[str, list[Any]]) -> dict[str, Any]:
+    """Vending-Bench style measures of the business over a run, from its compact trace.
+
+    min_net_worth: the lowest net worth (dollars) after any step; NaN when the trace has no `net_worth_cents`
+    column (logs written before it existed). days_until_sales_stop: the days run up to and including the day
+    of the last sale (a valid `ship`: customers pay on shipment); 0 when nothing was ever sold (a run still
+    selling at its end gets the day it ended on). The trace's `day` is the day after the step (a step can
+    end a day), so a step's own day is the previous step's (the world starts on day 0)."""
+    net_worth = columns.get("net_worth_cents") or []
+    tools, valid, days = columns.get("tool") or [], columns.get("valid") or [], columns.get("day") or []
+    sales = [i for i, (tool, ok) in enumerate(zip(tools, valid, strict=True)) if tool == "ship" and ok]
+    day_of_last_sale = (days[sales[-1] - 1] if sales[-1] > 0 else 0) if sales else None
+    return {
+        "min_net_worth": min(net_worth) / 100 if net_worth else math.nan,
+        "days_until_sales_stop": math.nan if not tools else 0 if day_of_last_sale is None else day_of_last_sale + 1,
+    }
 
 
 def run_row(run: RunRecord) -> dict[str, Any]:
@@ -59,7 +78,9 @@ def run_row(run: RunRecord) -> dict[str, Any]:
         "outcome": run.record.get("outcome"),
         "limit": run.record.get("limit"),
         "steps": summary.get("steps"),
+        "days": summary.get("days"),
         "net_worth": summary.get("net_worth"),
+        **business_metrics((run.record.get("trace") or {}).get("columns") or {}),
         "cash": summary.get("cash"),
         "orders_shipped": counters.get("orders_shipped"),
         "orders_failed": counters.get("orders_failed"),
@@ -89,25 +110,31 @@ def runs_table(loaded: LoadedLogs) -> pd.DataFrame:
 def steps_table(loaded: LoadedLogs) -> pd.DataFrame:
     """One row per step of every run with a stored trace: the run id, then the trace's columns (PE per type at
     each step and its EWMAs per scale, cumulative PE and counts, surprises, validity, tool, shocks)."""
-    frames = []
+    traces: list[tuple[str, dict[str, list[Any]]]] = []
+    names: dict[str, None] = {}  # every trace column in first-seen order (older logs may lack newer columns)
     for run in loaded.runs:
-        trace = run.record.get("trace") or {}
-        columns = trace.get("columns") or {}
-        if not columns or not columns.get("step"):
-            continue
-        kept = {name: values for name, values in columns.items() if name not in STEP_COLUMNS_DROPPED}
-        frame = pd.DataFrame(kept)
-        frame.insert(0, "run_id", run.run_id)
-        frames.append(frame)
-    if not frames:
+        columns = (run.record.get("trace") or {}).get("columns") or {}
+        if columns and columns.get("step"):
+            traces.append((run.run_id, columns))
+            names.update((name, None) for name in columns if name not in STEP_COLUMNS_DROPPED)
+    if not traces:
         return pd.DataFrame(columns=["run_id", "step"])
-    return pd.concat(frames, ignore_index=True)
+    # one frame from whole columns: a frame per run and a concat cost ten times as much at 1,000 runs
+    data: dict[str, list[Any]] = {"run_id": [run_id for run_id, columns in traces for _ in columns["step"]]}
+    for name in names:
+        data[name] = [value for _, columns in traces for value in columns.get(name) or [None] * len(columns["step"])]
+    return pd.DataFrame(data)
 
 
 def write_table(frame: pd.DataFrame, out_dir: Path, name: str) -> list[Path]:
     """`<name>.csv` and `<name>.parquet` in `out_dir`."""
     out_dir.mkdir(parents=True, exist_ok=True)
+    import pyarrow as pa
+    import pyarrow.csv
+    import pyarrow.parquet
+
     csv_path, parquet_path = out_dir / f"{name}.csv", out_dir / f"{name}.parquet"
-    frame.to_csv(csv_path, index=False)
-    frame.to_parquet(parquet_path, index=False)
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    pyarrow.csv.write_csv(table, csv_path)  # a tenth of pandas' time for the steps table (500,000 rows)
+    pyarrow.parquet.write_table(table, parquet_path)
     return [csv_path, parquet_path]
