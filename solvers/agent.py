@@ -168,6 +168,14 @@ def vendomini_agent(context_tokens: int | None = None) -> Solver:
     return solve
 
 
+def _error_in_content(message: ChatMessage) -> ChatMessage:
+    """A rejected call's result with its error message (the observation) as content too. API providers send the
+    error field, but chat-template providers (hf/) render only the content: the model would see an empty result."""
+    if isinstance(message, ChatMessageTool) and message.error is not None and not message.text:
+        return message.model_copy(update={"content": message.error.message})
+    return message
+
+
 def _exhausted_limit() -> str:
     """Which of the sample's time limits ran out ("cancelled" if none did: the run was stopped)."""
     limits = sample_limits()
@@ -221,7 +229,7 @@ class _Run:
             if self.episode.done:
                 messages.append(ChatMessageTool(content=NOT_RUN, tool_call_id=call.id, function=call.function))
                 continue
-            messages.extend(await self._call(call, tools))
+            messages.extend(_error_in_content(m) for m in await self._call(call, tools))
         return messages
 
     async def _call(self, call: ToolCall, tools: list[ToolDef]) -> list[ChatMessage]:

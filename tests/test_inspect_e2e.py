@@ -330,6 +330,8 @@ def test_mockllm_malformed_replies_are_invalid_steps_not_errors(tmp_path: Any, n
     rejected = [m for m in sample.messages if m.role == "tool" and m.error is not None]
     kinds = [json.loads(m.error.message)["error"] for m in rejected]
     assert kinds == [kind for tool, valid, kind in expected if not valid and tool != "<no_tool>"]
+    # ... as content too, which is all that a chat template (hf/ models) renders of a tool message.
+    assert all(m.text == m.error.message for m in rejected)
     # The calls of the one multi-call reply are answered in order, each by its own step.
     multi = [m for m in sample.messages if m.role == "tool" and m.tool_call_id.startswith("multi-")]
     assert [m.tool_call_id for m in multi] == ["multi-0", "multi-1", "multi-2", "multi-3"]

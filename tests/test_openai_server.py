@@ -11,8 +11,11 @@ recorded, so the tests assert on what Inspect actually sent: tool schemas, messa
 
 from __future__ import annotations
 
+import argparse
 import json
+import os
 import re
+import signal
 import threading
 import zipfile
 from collections.abc import Iterator
@@ -395,3 +398,34 @@ def test_api_key_is_never_written_to_the_log(
         assert key not in data, f"the API key is written in {name}"
     dumped = read_eval_log(log.location, resolve_attachments=True).model_dump_json()
     assert fake_server.api_key not in dumped
+
+
+def serve(argv: list[str] | None = None) -> None:
+    """The fixture server as a process, called like `vllm serve MODEL --host H --port P ...` (other options are
+    ignored), with the key in VLLM_API_KEY as vLLM takes it. On SIGTERM it writes --report (JSON: its pid, the
+    key it accepted, every request) and exits; the SLURM array task tests launch it in place of vLLM."""
+    parser = argparse.ArgumentParser()
+    parser.add_argument("model")
+    parser.add_argument("--host", required=True)
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--report", required=True)
+    args, _ = parser.parse_known_args(argv)
+    state = FakeServer(api_key=os.environ["VLLM_API_KEY"], model_id=args.model, port=args.port)
+    httpd = ThreadingHTTPServer((args.host, args.port), _handler(state))
+    httpd.daemon_threads = True
+
+    def stop(signum: int, _frame: Any) -> None:
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, stop)
+    try:
+        httpd.serve_forever(poll_interval=0.05)
+    finally:
+        httpd.server_close()
+        with state.lock:
+            report = {"pid": os.getpid(), "api_key": state.api_key, "requests": state.requests}
+        Path(args.report).write_text(json.dumps(report), encoding="utf-8")
+
+
+if __name__ == "__main__":
+    serve()

@@ -18,7 +18,7 @@ def test_wheel_maps_top_level_folders_into_the_package(tmp_path: Path) -> None:
     source.mkdir()
     for name in ("pyproject.toml", "README.md"):
         shutil.copy(ROOT / name, source / name)
-    for name in ("vendomini_eval", "tasks", "solvers", "scorers", "configs"):
+    for name in ("vendomini_eval", "tasks", "solvers", "scorers", "configs", "slurm"):
         shutil.copytree(ROOT / name, source / name, ignore=shutil.ignore_patterns("__pycache__"))
     subprocess.run(
         [sys.executable, "-m", "pip", "wheel", str(source), "--no-deps", "--no-build-isolation", "-q", "-w",
@@ -37,6 +37,8 @@ def test_wheel_maps_top_level_folders_into_the_package(tmp_path: Path) -> None:
         "vendomini_eval/configs/base.yaml",
         "vendomini_eval/configs/phases/phase1.yaml",
         "vendomini_eval/configs/phases/phase5.yaml",
+        "vendomini_eval/configs/thresholds.yaml",  # `vendomini analyze --thresholds thresholds`
+        "vendomini_eval/slurm_scripts/array_task.sh",  # read by `vendomini slurm submit`
     ):
         assert expected in names
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))

@@ -1,10 +1,12 @@
 """The `vendomini` command: `plan` shows an experiment's grid, `simulate` runs one episode directly, `run` runs
-the grid through Inspect (eval_set), `analyze` turns its logs into tables, statistics and an HTML report."""
+the grid through Inspect (eval_set), `slurm` runs it as a SLURM array job, `analyze` turns its logs into tables,
+statistics and an HTML report."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -112,12 +114,12 @@ def cmd_run(args: argparse.Namespace) -> int:
         interactive = sys.stdout.isatty() and sys.stdin.isatty()
         # Off a terminal (CI, logs, shard processes), Inspect's "log" display: silent but for errors, and about
         # twice as fast as "none" for scripted models (which still renders each task's metrics table).
-        display = args.display or ("full" if interactive and args.workers == 1 else "log")
+        display = args.display or ("full" if interactive and args.workers == 1 and args.backend == "local" else "log")
         settings = grid.eval_settings(
             max_samples=args.max_samples, max_tasks=args.max_tasks, retry_attempts=args.retry_attempts,
             display=display,
         )  # fmt: skip
-        result = grid.run_sweep(sweep, settings)
+        result = grid.run_sweep(sweep, settings, backend=args.backend, address=args.address)
     except grid.GridError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -129,26 +131,115 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_analyze(args: argparse.Namespace) -> int:
-    """Read every log below LOGDIR and write the tables, statistics and report to --out."""
+    """Read every log below LOGDIR and write the tables, statistics and report to --out; with --thresholds,
+    check them and exit 1 on FAIL (with --strict, on WARN too)."""
     try:  # imported here: the analysis needs the `analysis` extra, which the other commands do not
-        from vendomini_eval.analysis import AnalysisInputError, analyze, write_report
+        from vendomini_eval.analysis import (
+            AnalysisInputError,
+            ThresholdsError,
+            analyze,
+            check_thresholds,
+            load_thresholds,
+            resolve_thresholds,
+            write_report,
+        )
     except ImportError as error:
         print(f"error: {error}; install the analysis extra: pip install 'vendomini-eval[analysis]'", file=sys.stderr)
         return 2
     if args.block < 1:
         print(f"error: --block {args.block}: must be at least 1", file=sys.stderr)
         return 2
-    try:
+    if args.strict and args.thresholds is None:
+        print("error: --strict needs --thresholds", file=sys.stderr)
+        return 2
+    try:  # the thresholds file is checked before the (long) analysis
+        thresholds_path = resolve_thresholds(args.thresholds) if args.thresholds else None
+        thresholds = load_thresholds(thresholds_path) if thresholds_path else None
         analysis = analyze(args.log_dir, block=args.block)
-    except AnalysisInputError as error:
+    except (AnalysisInputError, ThresholdsError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    if thresholds is not None:
+        analysis.thresholds = check_thresholds(thresholds, analysis.runs, analysis.loaded, str(thresholds_path))
     index = write_report(analysis, args.out)
     loaded = analysis.loaded
     skipped = ", ".join(f"{kind} {n}" for kind, n in sorted(loaded.skip_counts().items()))
     print(f"{len(analysis.runs)} runs from {len(loaded.logs)} logs" + (f"; skipped: {skipped}" if skipped else ""))
     print(f"report: {index}")
+    if analysis.thresholds is None:
+        return 0
+    print(analysis.thresholds.line())
+    return 1 if analysis.thresholds.status == "FAIL" or (args.strict and analysis.thresholds.status == "WARN") else 0
+
+
+def cmd_slurm_submit(args: argparse.Namespace) -> int:
+    """Plan the sweep as a SLURM array job, write its manifest and sbatch script, and submit the incomplete
+    shards; `--dry-run` prints the plan and the script and writes nothing."""
+    from vendomini_eval import grid, slurm
+
+    models = [name for value in args.model for name in value.split(",")]
+    try:
+        plan = slurm.plan_slurm(
+            args.config,
+            models=models,
+            log_dir=args.log_dir,
+            shards=args.shards,
+            max_array_size=args.max_array_size,
+            partition=args.partition,
+            gpus_per_task=args.gpus_per_task,
+            cpus_per_task=args.cpus_per_task,
+            mem=args.mem,
+            time=args.time,
+            array_parallelism=args.array_parallelism,
+            serve_args=args.serve_args,
+            max_connections=args.max_connections,
+            max_samples=args.max_samples,
+            max_tasks=args.max_tasks,
+            retry_attempts=args.retry_attempts,
+            max_steps=args.max_steps,
+            replications=args.replications,
+            limit_conditions=args.limit_conditions,
+        )
+        pending = slurm.incomplete(plan)
+        command = shlex.join(["vendomini", *(a for a in args.argv if a != "--dry-run")])
+        if args.dry_run:
+            print(slurm.format_plan(plan, pending))
+            print(f"\n{plan.script}:")
+            print(slurm.render_script(plan, command), end="")
+            return 0
+        if not pending:
+            print(f"every shard is complete; nothing to submit (vendomini slurm status {plan.sweep.log_dir})")
+            return 0
+        running = slurm.active_jobs(slurm.job_name(plan))
+        if running:
+            raise grid.GridError(
+                f"job {', '.join(running)} of this sweep is still queued or running; wait for it or "
+                "scancel it before resubmitting (two tasks on one shard would run samples twice)"
+            )
+        slurm.write_files(plan, command)
+        job_id = slurm.submit(plan, pending)
+    except grid.GridError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(slurm.format_plan(plan, pending))
+    print(
+        f"\nsubmitted array job {job_id}: {len(pending)} tasks (squeue -j {job_id}; vendomini slurm status "
+        f"{plan.sweep.log_dir})"
+    )
     return 0
+
+
+def cmd_slurm_status(args: argparse.Namespace) -> int:
+    """Per-shard completion of the sweep in LOGDIR, read from its logs."""
+    from vendomini_eval import grid, slurm
+
+    try:
+        text, complete = slurm.format_status(slurm.sweep_status(args.log_dir))
+    except grid.GridError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(text)
+    return 0 if complete else 1
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -186,6 +277,17 @@ def build_parser() -> argparse.ArgumentParser:
         default=1,
         help="processes to shard the conditions over, each on LOGDIR/shard-<i>-of-<N> (default: 1)",
     )
+    run.add_argument(
+        "--backend",
+        choices=["local", "ray"],
+        default="local",
+        help="where the shards run: processes here, or Ray tasks on a Ray cluster (the `ray` extra; default: local)",
+    )
+    run.add_argument(
+        "--address",
+        help="with --backend ray: the Ray cluster's address, HOST:PORT or auto (default: Ray's: RAY_ADDRESS, else "
+        "the cluster last started here, else a new local Ray)",
+    )
     run.add_argument("--max-samples", type=int, help="samples run at once per task (Inspect's default)")
     run.add_argument("--max-tasks", type=int, help="tasks run at once per process (Inspect's default)")
     run.add_argument("--retry-attempts", type=int, default=1, help="eval_set retries of a failed task (default: 1)")
@@ -204,12 +306,80 @@ def build_parser() -> argparse.ArgumentParser:
     analyze.add_argument(
         "--block", type=int, default=1, help="steps per interval of the time-varying Cox model (default: 1)"
     )
+    analyze.add_argument(
+        "--thresholds",
+        metavar="FILE",
+        help="check the runs against this thresholds YAML (or the shipped `thresholds`): prints OK / WARN / FAIL, "
+        "exits 1 on FAIL",
+    )
+    analyze.add_argument("--strict", action="store_true", help="with --thresholds, exit 1 on WARN as well")
     analyze.set_defaults(func=cmd_analyze)
+
+    slurm = sub.add_parser("slurm", help="run an experiment's grid as a SLURM array job (see slurm/README.md)")
+    slurm_sub = slurm.add_subparsers(dest="slurm_command", required=True)
+    submit = slurm_sub.add_parser(
+        "submit", help="submit the grid as an array job; rerun the same command to submit only incomplete shards"
+    )
+    submit.add_argument("config", help="experiment YAML, or a shipped name such as phase1")
+    submit.add_argument(
+        "--model",
+        action="append",
+        required=True,
+        help="Inspect model (repeat, or comma-separate): vllm/<hf id> and openai-api/vllm/<hf id> "
+        "are served on the node, hf/<hf id> loads in-process, others are API models",
+    )
+    submit.add_argument("--log-dir", required=True, help="log directory on a file system the compute nodes share")
+    submit.add_argument(
+        "--shards",
+        type=int,
+        default=1,
+        help="array tasks per model, each loading the model once for its conditions (default: 1)",
+    )
+    submit.add_argument("--partition", help="SLURM partition (default: the cluster's)")
+    submit.add_argument(
+        "--gpus-per-task",
+        type=int,
+        help="GPUs per array task, the served model's tensor parallel size (default: 1 for vllm/ "
+        "and hf/ models, else 0)",
+    )
+    submit.add_argument("--cpus-per-task", type=int, help="CPUs per array task (default: 8 with GPUs, else 1)")
+    submit.add_argument("--mem", help="memory per array task, e.g. 64G (default: the partition's)")
+    submit.add_argument("--time", default="24:00:00", help="time limit per array task (default: 24:00:00)")
+    submit.add_argument("--array-parallelism", type=int, help="array tasks run at once at most (--array=...%%K)")
+    submit.add_argument(
+        "--max-array-size",
+        type=int,
+        default=1000,
+        help="the cluster's MaxArraySize: more array tasks are refused (default: 1000)",
+    )
+    submit.add_argument(
+        "--serve-args",
+        default="",
+        help='extra arguments of the model server, e.g. "--max-model-len 32768 '
+        '--enable-auto-tool-choice --tool-call-parser hermes"',
+    )
+    submit.add_argument(
+        "--max-connections",
+        type=int,
+        help="concurrent requests per model (default: 64 for served models, else Inspect's)",
+    )
+    submit.add_argument("--max-samples", type=int, help="samples run at once per task (Inspect's default)")
+    submit.add_argument("--max-tasks", type=int, help="tasks run at once per array task (Inspect's default)")
+    submit.add_argument("--retry-attempts", type=int, default=1, help="eval_set retries of a failed task (default: 1)")
+    submit.add_argument("--max-steps", type=int, help="override every condition's max_steps")
+    submit.add_argument("--replications", type=int, help="override the experiment's replications")
+    submit.add_argument("--limit-conditions", type=int, help="run only the first N conditions (quick tries)")
+    submit.add_argument("--dry-run", action="store_true", help="print the plan and the sbatch script; submit nothing")
+    submit.set_defaults(func=cmd_slurm_submit)
+    status = slurm_sub.add_parser("status", help="per-shard completion of a SLURM sweep, read from its logs")
+    status.add_argument("log_dir", metavar="LOGDIR", help="the --log-dir of `vendomini slurm submit`")
+    status.set_defaults(func=cmd_slurm_status)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # recorded by `slurm submit` for resuming
     try:
         return args.func(args)
     except ExperimentConfigError as error:

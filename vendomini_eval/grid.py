@@ -61,6 +61,8 @@ POLL_S = 0.2
 Display = Literal["full", "rich", "plain", "log", "none"]
 SHARD_DISPLAYS = ("plain", "log", "none")
 """Displays that several processes can share one terminal with."""
+Backend = Literal["local", "ray"]
+"""Where the shards run: processes on this machine, or Ray tasks on a Ray cluster (`vendomini_eval.ray_backend`)."""
 
 
 class GridError(ValueError):
@@ -128,6 +130,11 @@ class EvalSettings(Frozen):
     """Samples run at once per task (Inspect's default: the model's max_connections)."""
     max_tasks: int | None = None
     """Tasks run at once (Inspect's default: the greater of 10 and the number of models)."""
+    max_connections: int | None = None
+    """Concurrent requests to a model (Inspect's default: the provider's); a served model batches them."""
+    log_buffer: int | None = None
+    """Samples buffered before they are written to the log (Inspect's default: 10). 1 keeps every finished sample
+    of a task that is killed mid-run (a SLURM requeue or preemption), for eval_set to reuse."""
     retry_attempts: int = DEFAULT_RETRY_ATTEMPTS
     display: Display = "log"
     log_level: str | None = None
@@ -486,16 +493,28 @@ def _arg_text(value: Any) -> str:
 # Running
 
 
-def run_sweep(sweep: Sweep, settings: EvalSettings | None = None) -> SweepResult:
-    """Run (or resume) a sweep: in-process for one worker, else one process per shard, all at once.
+def run_sweep(
+    sweep: Sweep, settings: EvalSettings | None = None, backend: Backend = "local", address: str | None = None
+) -> SweepResult:
+    """Run (or resume) a sweep: in-process for one worker, else one process per shard, all at once; with the
+    ray backend, each shard as a Ray task on the cluster at `address` (see `vendomini_eval.ray_backend`).
 
     Raises GridError when the log dir holds a run with another shard layout (mixing would duplicate
     samples), and SweepInterrupted when SIGINT/SIGTERM stopped a sharded run (shards stopped first).
     """
     settings = settings or EvalSettings()
+    if address is not None and backend != "ray":
+        raise GridError("--address is the Ray cluster's address: it goes with --backend ray")
     check_log_dir_layout(sweep.log_dir, sweep.workers)
     started = time.monotonic()
-    if sweep.workers == 1:
+    if backend == "ray":
+        from vendomini_eval.ray_backend import run_shards_on_ray
+
+        if settings.display not in SHARD_DISPLAYS:  # Ray forwards every shard's output to this terminal
+            raise GridError(f"display {settings.display!r} cannot be shared by Ray tasks; use one of "
+                            f"{', '.join(SHARD_DISPLAYS)}")  # fmt: skip
+        shard_results = run_shards_on_ray(sweep.shards(), settings, address)
+    elif sweep.workers == 1:
         shard_results = [run_shard(sweep.shards()[0], settings)]
     else:
         if settings.display not in SHARD_DISPLAYS:
@@ -520,6 +539,8 @@ def run_shard(shard: Shard, settings: EvalSettings) -> ShardResult:
             fail_on_error=True,  # a sample error is a harness error: fail the task and show it
             max_samples=settings.max_samples,
             max_tasks=settings.max_tasks,
+            max_connections=settings.max_connections,
+            log_buffer=settings.log_buffer,
             display=settings.display,
             log_level=settings.log_level,
         )
