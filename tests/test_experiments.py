@@ -156,6 +156,11 @@ def test_misspelled_key_fails_naming_its_path(tmp_path: Path, body: str, key_pat
         assert "allowed: complexity_level, p_shock" in message
 
 
+def test_thresholds_file_is_named_as_such() -> None:
+    message = load_error(shipped_configs_dir() / "thresholds.yaml")
+    assert "thresholds.yaml: checks: this is a thresholds file (vendomini analyze --thresholds)" in message
+
+
 @pytest.mark.parametrize(
     ("body", "expected"),
     [

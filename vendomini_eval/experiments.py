@@ -283,6 +283,10 @@ def _read_file(path: Path) -> dict[str, Any]:
     if not isinstance(raw, dict):
         raise ExperimentConfigError(path, "", "expected a mapping of experiment keys")
 
+    if "checks" in raw and not raw.keys() & set(TOP_LEVEL_KEYS):  # configs/ holds both kinds of YAML
+        raise ExperimentConfigError(
+            path, "checks", "this is a thresholds file (vendomini analyze --thresholds), not an experiment"
+        )
     doc: dict[str, Any] = {}
     for key, value in raw.items():
         if key not in TOP_LEVEL_KEYS:
