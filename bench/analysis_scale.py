@@ -2,39 +2,30 @@
 2 GiB of memory.
 
     python bench/analysis_scale.py --log-dir /tmp/analysis-scale                 # generate, then analyse
-    python bench/analysis_scale.py --log-dir /tmp/analysis-scale --no-generate --fill
+    python bench/analysis_scale.py --log-dir /tmp/analysis-scale --no-generate   # analyse what is there
 
 1. Logs (unless --no-generate), all real runs of the scripted models at max_steps 500: the phase-1 grid on the
    heuristic (`vendomini run phase1 --model vendomini/heuristic --replications 23`: 44 conditions x 23 = 1,012
-   runs, nearly all censored) into LOGDIR/grid, and, so that there are crashes for the Cox models, the
+   runs, most censored) into LOGDIR/grid, and, so that there are crashes for the Cox models, the
    heuristic with a decoupling fault from step 250 and a looping fault from step 350 (`inspect eval
    vendomini_eval/phase1 -M fault=... -M onset=...`, 23 runs each) into LOGDIR/faults/<fault>. Rerunning
    finishes what is missing. Through Inspect a scripted turn costs about 10 ms: about 1.5 CPU-hours in all.
-2. Only with --fill, and only when the directory holds fewer than --runs usable runs: whole finished logs are
-   copied, round-robin, into LOGDIR/copies/ under a new task name (`<task>__copy<k>`, set in the log's header
-   and start record; every other byte of the log unchanged) until --runs is reached. A copy costs what a real
-   log costs to read and analyse (same samples, same traces), but its runs repeat real runs (same seeds, same
-   outcomes): the statistics of such a report are not a study's. The output says how many runs are copies.
-3. The measurement: `python -m vendomini_eval.cli analyze LOGDIR --out OUT` in a child process (imports, reading
+2. The measurement: `python -m vendomini_eval.cli analyze LOGDIR --out OUT` in a child process (imports, reading
    the logs, tables, statistics, figures, report, every file written), its wall time, and its peak resident
    memory from the rusage of that child (os.wait4). The targets are checked and printed; exit status 1 if missed.
 
-The figures in the README were measured on 2 cores shared with other work, from 115 real runs (5 logs: the
-heuristic at p_shock 0 in three conditions, 69 runs of 500 steps; the two fault sets, 46 runs, 42 crashed)
-filled with 897 copied runs: 1,012 runs, 424,856 steps, 378 crashes; 30.5 s at load average 1.5 and 44.7 s at
-load average 5, peak 1.51 to 1.54 GiB.
+The figures in the README are from all-real logs made by step 1 (1,012 grid runs and the two fault sets of 23,
+1,058 runs, 380,523 steps, 230 crashes) on two shared cores: 23.0 to 43.0 s, peak 1.42 to 1.44 GiB.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import subprocess
 import sys
 import tempfile
 import time
-import zipfile
 from pathlib import Path
 
 TARGET_RUNS = 1000
@@ -44,7 +35,6 @@ TARGET_BYTES = 2 * 1024**3
 REPLICATIONS = 23  # x 44 phase-1 conditions = 1,012 runs
 FAULT_TASKS = (("decoupling", 250, 0.2, "high"), ("looping", 350, 0.1, "low"))
 """Fault, onset step, p_shock and pe_mag of the runs that crash late, as a breakdown in a long run would."""
-COPIES_DIR = "copies"
 
 
 def generate(log_dir: Path, workers: int) -> None:
@@ -67,50 +57,15 @@ def generate(log_dir: Path, workers: int) -> None:
 
 
 def finished_logs(log_dir: Path) -> list[tuple[Path, int]]:
-    """The finished real logs (not copies) below log_dir, with their sample counts."""
+    """The finished logs below log_dir, with their sample counts."""
     from inspect_ai.log import read_eval_log
 
     logs: list[tuple[Path, int]] = []
     for path in sorted(log_dir.rglob("*.eval")) if log_dir.is_dir() else []:
-        if COPIES_DIR in path.relative_to(log_dir).parts:
-            continue
         header = read_eval_log(str(path), header_only=True)
         if header.status == "success" and header.results is not None:
             logs.append((path, header.results.completed_samples))
     return logs
-
-
-def copy_log(source: Path, target: Path, suffix: str) -> None:
-    """The log with `suffix` added to its task name: a different task to the analysis, the same bytes else."""
-    import zipfile_zstd  # noqa: F401  -- Inspect's dependency: zipfile reads and writes its zstd members
-
-    with zipfile.ZipFile(source) as src, zipfile.ZipFile(target, "w") as dst:
-        for info in src.infolist():
-            data = src.read(info)
-            if info.filename in ("header.json", "_journal/start.json"):
-                document = json.loads(data)
-                document["eval"]["task"] += suffix
-                data = json.dumps(document).encode()
-            dst.writestr(info, data)
-
-
-def fill(log_dir: Path, runs: int) -> tuple[int, int]:
-    """Copy finished logs until the directory holds `runs` runs; returns (real runs, copied runs)."""
-    logs = finished_logs(log_dir)
-    real = sum(n for _, n in logs)
-    if not logs:
-        raise SystemExit(f"{log_dir}: no finished log to copy")
-    copies_dir = log_dir / COPIES_DIR
-    copies_dir.mkdir(exist_ok=True)
-    copied, k = 0, 0
-    while real + copied < runs:
-        source, n = logs[k % len(logs)]
-        target = copies_dir / f"copy{k // len(logs) + 1}-{source.name}"
-        if not target.exists():
-            copy_log(source, target, f"__copy{k // len(logs) + 1}")
-        copied += n
-        k += 1
-    return real, copied
 
 
 def measure(log_dir: Path, out: Path) -> tuple[float, int, str]:
@@ -133,15 +88,13 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--log-dir", type=Path, default=Path(tempfile.gettempdir()) / "vendomini-analysis-scale")
     parser.add_argument("--out", type=Path, help="report directory (default: a temporary one)")
-    parser.add_argument("--runs", type=int, default=TARGET_RUNS)
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--no-generate", action="store_true", help="analyse the logs already in --log-dir")
-    parser.add_argument("--fill", action="store_true", help="copy finished logs up to --runs (see above)")
     args = parser.parse_args()
 
     if not args.no_generate:
         generate(args.log_dir, args.workers)
-    real, copied = fill(args.log_dir, args.runs) if args.fill else (sum(n for _, n in finished_logs(args.log_dir)), 0)
+    real = sum(n for _, n in finished_logs(args.log_dir))
     with tempfile.TemporaryDirectory() as scratch:
         out = args.out or Path(scratch) / "report"
         seconds, peak, text = measure(args.log_dir, out)
@@ -149,9 +102,7 @@ def main() -> int:
 
         runs = pd.read_parquet(out / "runs.parquet", columns=["steps", "max_steps", "crashed"])
     print(text.strip())
-    print(
-        f"logs: {args.log_dir}: {real} real runs" + (f" + {copied} copied runs (copies of real logs)" if copied else "")
-    )
+    print(f"logs: {args.log_dir}: {real} runs in finished logs")
     print(f"analysed: {len(runs)} runs, {int(runs['steps'].sum())} steps (max_steps {int(runs['max_steps'].max())}, "
           f"mean {runs['steps'].mean():.0f} steps per run), {int(runs['crashed'].sum())} crashes")  # fmt: skip
     time_ok, memory_ok = seconds <= TARGET_SECONDS, peak <= TARGET_BYTES
