@@ -20,7 +20,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from inspect_ai.log import EvalLog, list_eval_logs, read_eval_log
+from inspect_ai.log import read_eval_log
+from sweep_helpers import TINY, success_logs, vendomini
 
 from vendomini_eval.cli import main
 from vendomini_eval.condition import Condition
@@ -40,46 +41,12 @@ from vendomini_eval.runner import run_policy
 from vendomini_eval.scorers._values import business_values, survival_values
 
 MODELS = ("vendomini/heuristic", "vendomini/random")
-TINY = """\
-name: tiny
-inherit: {base}
-replications: 1
-fixed:
-  max_steps: 30
-  pe_mag: high
-grid:
-  p_shock: [0.0, 0.6]
-  prediction_mode: [required, optional]
-"""
 
 
 def write_config(directory: Path, text: str, name: str = "tiny.yaml") -> Path:
     path = directory / name
     path.write_text(text.format(base=shipped_configs_dir() / "base.yaml"), encoding="utf-8")
     return path
-
-
-def vendomini(*args: str | Path, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "vendomini_eval.cli", *map(str, args)],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
-
-
-def success_logs(log_dir: Path) -> dict[str, EvalLog]:
-    """Successful logs below log_dir (shard dirs included), by local file path."""
-    logs = {}
-    for info in list_eval_logs(str(log_dir)):
-        try:
-            header = read_eval_log(info.name, header_only=True)
-        except Exception:  # a log being written (the kill test polls running sweeps)
-            continue
-        if header.status == "success":
-            logs[info.name.removeprefix("file://")] = header
-    return logs
 
 
 def sample_scores(log_dir: Path) -> dict[tuple[str, str, str], dict[str, Any]]:

@@ -21,22 +21,12 @@ from typing import Any
 
 import pytest
 from inspect_ai.log import list_eval_logs, read_eval_log
+from sweep_helpers import TINY, vendomini
 
 from vendomini_eval.cli import main
 from vendomini_eval.experiments import shipped_configs_dir
 from vendomini_eval.grid import plan_sweep
 
-TINY = """\
-name: tiny
-inherit: {base}
-replications: 1
-fixed:
-  max_steps: 30
-  pe_mag: high
-grid:
-  p_shock: [0.0, 0.6]
-  prediction_mode: [required, optional]
-"""
 RAY_ENV = {
     "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",  # Ray's single-machine mode: every address is the loopback one
     "RAY_USAGE_STATS_ENABLED": "0",
@@ -85,17 +75,6 @@ def ray_address(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             helper.wait()
 
 
-def vendomini(*args: str | Path, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "vendomini_eval.cli", *map(str, args)],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-        env={**os.environ, **RAY_ENV},
-    )
-
-
 def logged_runs(log_dir: Path) -> dict[RunKey, dict[str, Any]]:
     """(task, model, sample id) -> the sample's scores and per-step state hashes, over every successful log."""
     runs: dict[RunKey, dict[str, Any]] = {}
@@ -128,12 +107,12 @@ def test_ray_backend_gives_the_same_samples_scores_and_traces_as_local(
     tiny: Path, ray_address: str, tmp_path: Path
 ) -> None:
     on_ray = vendomini("run", tiny, "--backend", "ray", "--address", ray_address, "--workers", "2",
-                       "--log-dir", tmp_path / "ray")  # fmt: skip
+                       "--log-dir", tmp_path / "ray", timeout=300, env=RAY_ENV)  # fmt: skip
     assert on_ray.returncode == 0, on_ray.stdout + on_ray.stderr
     assert "[shard-0-of-2] submitted to Ray: 4 tasks" in on_ray.stdout
     assert "shard-1-of-2: 4/4 tasks complete, exit 0 [ok]" in on_ray.stdout
     assert "tiny: 8/8 tasks in " in on_ray.stdout
-    local = vendomini("run", tiny, "--workers", "2", "--log-dir", tmp_path / "local")
+    local = vendomini("run", tiny, "--workers", "2", "--log-dir", tmp_path / "local", timeout=300, env=RAY_ENV)
     assert local.returncode == 0, local.stdout + local.stderr
 
     ray_runs, local_runs = logged_runs(tmp_path / "ray"), logged_runs(tmp_path / "local")

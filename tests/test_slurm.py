@@ -25,6 +25,7 @@ from typing import Any
 
 import pytest
 from inspect_ai.log import list_eval_logs, read_eval_log
+from sweep_helpers import success_logs, vendomini
 
 from vendomini_eval.experiments import shipped_configs_dir
 from vendomini_eval.grid import collect_status
@@ -50,29 +51,6 @@ def write_config(directory: Path, *, replications: int = 1, max_steps: int = 20)
     text = SMALL.format(base=shipped_configs_dir() / "base.yaml", replications=replications, max_steps=max_steps)
     path.write_text(text, encoding="utf-8")
     return path
-
-
-def vendomini(*args: str | Path, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "vendomini_eval.cli", *map(str, args)],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
-
-
-def success_logs(log_dir: Path) -> dict[str, Any]:
-    """Headers of the successful logs below log_dir, by path (a log being written is skipped)."""
-    logs = {}
-    for info in list_eval_logs(str(log_dir)):
-        try:
-            header = read_eval_log(info.name, header_only=True)
-        except Exception:
-            continue
-        if header.status == "success":
-            logs[info.name.removeprefix("file://")] = header
-    return logs
 
 
 def sample_keys(log_dir: Path) -> list[tuple[str, str, Any, int]]:

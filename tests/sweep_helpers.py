@@ -1,0 +1,50 @@
+"""Helpers shared by the sweep tests (local workers, Ray, SLURM): the tiny grid, the CLI, finished logs."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from inspect_ai.log import EvalLog, list_eval_logs, read_eval_log
+
+TINY = """\
+name: tiny
+inherit: {base}
+replications: 1
+fixed:
+  max_steps: 30
+  pe_mag: high
+grid:
+  p_shock: [0.0, 0.6]
+  prediction_mode: [required, optional]
+"""
+"""Four conditions of 30 steps (format with base= the shipped base.yaml)."""
+
+
+def vendomini(
+    *args: str | Path, timeout: float = 120, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """`vendomini ARGS` in a child process (output captured; `env` adds to this process's environment)."""
+    return subprocess.run(
+        [sys.executable, "-m", "vendomini_eval.cli", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+        env={**os.environ, **env} if env else None,
+    )
+
+
+def success_logs(log_dir: Path) -> dict[str, EvalLog]:
+    """Headers of the successful logs below log_dir (shard dirs included), by local file path."""
+    logs = {}
+    for info in list_eval_logs(str(log_dir)):
+        try:
+            header = read_eval_log(info.name, header_only=True)
+        except Exception:  # a log being written (tests poll running sweeps)
+            continue
+        if header.status == "success":
+            logs[info.name.removeprefix("file://")] = header
+    return logs
