@@ -2,9 +2,12 @@
 
 Reports, at complexity 0 and 4, over 1,000 and 100,000 steps: the rate of Episode.step alone (the policy's
 time excluded) and of the whole loop, as the median of several repeats. Targets: >= 20,000 steps/s of
-Episode.step at level 4, and the 100k-step rate >= 0.8 x the 1k-step rate (flat cost per step).
+Episode.step at level 4, and the 100k-step rate >= 0.8 x the 1k-step rate (flat cost per step). A 1k-step run
+is over in about a tenth of a second, so one hiccup of a shared machine moves its rate by a quarter: it is
+repeated more (`--short-repeats`, seeds 11, 12, ...) than the long run (`--repeats`).
 
-    python bench/core_throughput.py [--repeats 3] [--long 100000] [--levels 0 4] [--clock wall|cpu]
+    python bench/core_throughput.py [--repeats 3] [--short-repeats 15] [--long 100000] [--levels 0 4]
+                                    [--clock wall|cpu]
 
 `--clock cpu` times with the process's CPU time (time.process_time) instead of the wall clock: steadier on a
 machine shared with other work, at the price of a slower clock read (about a microsecond per step is counted as
@@ -14,6 +17,7 @@ step time). To compare two checkouts, run this script with PYTHONPATH set to eac
 from __future__ import annotations
 
 import argparse
+import platform
 import statistics
 import time
 from collections.abc import Callable
@@ -51,18 +55,20 @@ def measure(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=3, help="repeats of the long run")
+    parser.add_argument("--short-repeats", type=int, default=15, help="repeats of the 1,000-step run")
     parser.add_argument("--long", type=int, default=100_000, help="steps of the long run")
     parser.add_argument("--levels", type=int, nargs="+", default=[0, 4], choices=range(5), help="complexity levels")
     parser.add_argument("--clock", choices=sorted(CLOCKS), default="wall", help="wall clock or process CPU time")
     args = parser.parse_args()
     clock = CLOCKS[args.clock]
-    print(f"p_shock {P_SHOCK}, heuristic policy, median of {args.repeats} repeats, {args.clock} clock")
+    print(f"p_shock {P_SHOCK}, heuristic policy, {args.clock} clock, Python {platform.python_version()}")
+    print(f"median of {args.short_repeats} repeats (1,000 steps) and {args.repeats} ({args.long:,} steps)")
     print(f"{'level':>5} {'steps':>8} {'ran':>8} {'step/s (Episode.step)':>22} {'step/s (loop)':>14}")
     rates: dict[tuple[int, int], float] = {}
     for level in args.levels:
-        for steps in (1_000, args.long):
-            runs = [measure(level, steps, seed=11 + r, clock=clock) for r in range(args.repeats)]
+        for steps, repeats in ((1_000, args.short_repeats), (args.long, args.repeats)):
+            runs = [measure(level, steps, seed=11 + r, clock=clock) for r in range(repeats)]
             step_rate = statistics.median(r[0] for r in runs)
             loop_rate = statistics.median(r[1] for r in runs)
             ran = min(r[2] for r in runs)
