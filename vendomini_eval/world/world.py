@@ -8,6 +8,7 @@ the cost of a step does not grow with the length of the run.
 
 from __future__ import annotations
 
+import operator
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -35,7 +36,8 @@ DEMAND_BLOCK_DAYS = 256
 
 
 def dollars(cents: int) -> float:
-    return round(cents / 100, 2)
+    # Integer cents / 100 is already the double nearest to the 2-decimal amount (what round(x, 2) would return).
+    return cents / 100
 
 
 class LedgerEntry(NamedTuple):
@@ -509,6 +511,6 @@ class World:
     def net_worth_cents(self) -> int:
         """Cash + stock at unit cost + paid-for goods in transit (at the price paid)."""
         s = self.state
-        stock = sum(q * self.unit_cost[k] for k, q in s.stock.items())
+        stock = sum(map(operator.mul, s.stock.values(), map(self.unit_cost.__getitem__, s.stock)))  # one C loop
         inbound = sum(po.quantity * po.unit_price_cents for po in s.purchase_orders)
         return s.cash_cents + stock + inbound
