@@ -4,7 +4,8 @@ Reports, at complexity 0 and 4, over 1,000 and 100,000 steps: the rate of Episod
 time excluded) and of the whole loop, as the median of several repeats. Targets: >= 20,000 steps/s of
 Episode.step at level 4, and the 100k-step rate >= 0.8 x the 1k-step rate (flat cost per step). A 1k-step run
 is over in about a tenth of a second, so one hiccup of a shared machine moves its rate by a quarter: it is
-repeated more (`--short-repeats`, seeds 11, 12, ...) than the long run (`--repeats`).
+repeated more (`--short-repeats`, seeds 11, 12, ...) than the long run (`--repeats`), and its repeats are spread
+between the long runs, so that the two rates are taken over the same stretch of time.
 
     python bench/core_throughput.py [--repeats 3] [--short-repeats 15] [--long 100000] [--levels 0 4]
                                     [--clock wall|cpu]
@@ -67,11 +68,16 @@ def main() -> None:
     print(f"{'level':>5} {'steps':>8} {'ran':>8} {'step/s (Episode.step)':>22} {'step/s (loop)':>14}")
     rates: dict[tuple[int, int], float] = {}
     for level in args.levels:
-        for steps, repeats in ((1_000, args.short_repeats), (args.long, args.repeats)):
-            runs = [measure(level, steps, seed=11 + r, clock=clock) for r in range(repeats)]
-            step_rate = statistics.median(r[0] for r in runs)
-            loop_rate = statistics.median(r[1] for r in runs)
-            ran = min(r[2] for r in runs)
+        runs: dict[int, list[tuple[float, float, int]]] = {1_000: [], args.long: []}
+        for r in range(args.repeats):
+            # The short runs are spread between the long ones, so that both see the same moments of the machine.
+            for k in range(r * args.short_repeats // args.repeats, (r + 1) * args.short_repeats // args.repeats):
+                runs[1_000].append(measure(level, 1_000, seed=11 + k, clock=clock))
+            runs[args.long].append(measure(level, args.long, seed=11 + r, clock=clock))
+        for steps, results in runs.items():
+            step_rate = statistics.median(r[0] for r in results)
+            loop_rate = statistics.median(r[1] for r in results)
+            ran = min(r[2] for r in results)
             rates[(level, steps)] = step_rate
             print(f"{level:>5} {steps:>8} {ran:>8} {step_rate:>22,.0f} {loop_rate:>14,.0f}")
     for level in args.levels:
