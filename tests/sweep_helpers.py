@@ -1,11 +1,14 @@
-"""Helpers shared by the sweep tests (local workers, Ray, SLURM): the tiny grid, the CLI, finished logs."""
+"""Helpers shared by the sweep tests (local workers, Ray, SLURM): the tiny grid, the CLI, finished logs, and
+equality of scores."""
 
 from __future__ import annotations
 
+import math
 import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 from inspect_ai.log import EvalLog, list_eval_logs, read_eval_log
 
@@ -48,3 +51,12 @@ def success_logs(log_dir: Path) -> dict[str, EvalLog]:
         if header.status == "success":
             logs[info.name.removeprefix("file://")] = header
     return logs
+
+
+def same_values(a: Any, b: Any) -> bool:
+    """Equality where NaN equals NaN (unset PE means are NaN)."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(same_values(a[k], b[k]) for k in a)
+    if isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b):
+        return True
+    return a == b

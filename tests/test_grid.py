@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import inspect
 import json
-import math
 import os
 import signal
 import subprocess
@@ -21,7 +20,7 @@ from typing import Any
 
 import pytest
 from inspect_ai.log import read_eval_log
-from sweep_helpers import TINY, success_logs, vendomini
+from sweep_helpers import TINY, same_values, success_logs, vendomini
 
 from vendomini_eval.cli import main
 from vendomini_eval.condition import Condition
@@ -61,15 +60,6 @@ def sample_scores(log_dir: Path) -> dict[tuple[str, str, str], dict[str, Any]]:
             assert key not in scores, f"{key} logged twice"
             scores[key] = {name: score.value for name, score in sample.scores.items()}
     return scores
-
-
-def same_values(a: Any, b: Any) -> bool:
-    """Equality where NaN equals NaN (unset PE means are NaN)."""
-    if isinstance(a, dict) and isinstance(b, dict):
-        return a.keys() == b.keys() and all(same_values(a[k], b[k]) for k in a)
-    if isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b):
-        return True
-    return a == b
 
 
 @pytest.fixture(scope="module")

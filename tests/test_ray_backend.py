@@ -9,7 +9,6 @@ on Ray and on local processes; both must give the same samples, scores and per-s
 
 from __future__ import annotations
 
-import math
 import os
 import signal
 import subprocess
@@ -21,7 +20,7 @@ from typing import Any
 
 import pytest
 from inspect_ai.log import list_eval_logs, read_eval_log
-from sweep_helpers import TINY, vendomini
+from sweep_helpers import TINY, same_values, vendomini
 
 from vendomini_eval.cli import main
 from vendomini_eval.experiments import shipped_configs_dir
@@ -91,15 +90,6 @@ def logged_runs(log_dir: Path) -> dict[RunKey, dict[str, Any]]:
                 "state_hash": sample.store["EpisodeRecord:trace"]["columns"]["state_hash"],
             }
     return runs
-
-
-def same_values(a: Any, b: Any) -> bool:
-    """Equality where NaN equals NaN (unset PE means are NaN)."""
-    if isinstance(a, dict) and isinstance(b, dict):
-        return a.keys() == b.keys() and all(same_values(a[k], b[k]) for k in a)
-    if isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b):
-        return True
-    return a == b
 
 
 @pytest.mark.ray
