@@ -62,6 +62,10 @@ def main() -> None:
     parser.add_argument("--levels", type=int, nargs="+", default=[0, 4], choices=range(5), help="complexity levels")
     parser.add_argument("--clock", choices=sorted(CLOCKS), default="wall", help="wall clock or process CPU time")
     args = parser.parse_args()
+    if args.long <= 1_000:
+        parser.error(f"--long must be more than the 1,000 steps of the short run, got {args.long}")
+    if min(args.repeats, args.short_repeats) < 1:
+        parser.error("--repeats and --short-repeats must be at least 1")
     clock = CLOCKS[args.clock]
     print(f"p_shock {P_SHOCK}, heuristic policy, {args.clock} clock, Python {platform.python_version()}")
     print(f"median of {args.short_repeats} repeats (1,000 steps) and {args.repeats} ({args.long:,} steps)")
