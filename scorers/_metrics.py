@@ -1,4 +1,4 @@
-"""Censoring-aware metrics over the survival scorer's dict values, and the crash-type shares.
+"""Censoring-aware metrics over the survival and incoherence scorers' dict values, and the crash-type shares.
 
 They read whole runs, so they declare `scores="unreduced"`: with several epochs each epoch is one run (an
 observation of its own), never an average of runs, which would turn 0/1 crash indicators into fractions.
@@ -21,17 +21,21 @@ CRASH_TYPE_LABELS: tuple[str, ...] = (*CRASH_TYPES, NO_CRASH)
 """Every value of the crash_type scorer, so that types never observed still show a share of 0."""
 
 
-def _survival_pairs(scores: list[SampleScore]) -> tuple[list[float], list[int]]:
-    """(time_to_crash, crashed) of each run, read from the survival scorer's dict values."""
+def _time_event_pairs(scores: list[SampleScore], time_key: str, event_key: str) -> tuple[list[float], list[int]]:
+    """(time, event) of each run, read from a scorer's dict values (e.g. time_to_crash and crashed)."""
     times: list[float] = []
     events: list[int] = []
     for sample_score in scores:
         value = sample_score.score.value
         if not isinstance(value, Mapping):
-            raise TypeError(f"survival metrics need the survival scorer's dict values, got {value!r}")
-        times.append(float(value["time_to_crash"]))
-        events.append(int(value["crashed"]))
+            raise TypeError(f"{event_key} metrics need dict values with {time_key!r}, got {value!r}")
+        times.append(float(value[time_key]))
+        events.append(int(value[event_key]))
     return times, events
+
+
+def _share(events: list[int]) -> float:
+    return sum(events) / len(events) if events else math.nan
 
 
 @metric(scores="unreduced")
@@ -44,8 +48,7 @@ def crash_rate() -> Metric:
     """
 
     def compute(scores: list[SampleScore]) -> float:
-        _, events = _survival_pairs(scores)
-        return sum(events) / len(events) if events else math.nan
+        return _share(_time_event_pairs(scores, "time_to_crash", "crashed")[1])
 
     return compute
 
@@ -59,8 +62,29 @@ def km_median_survival() -> Metric:
     """
 
     def compute(scores: list[SampleScore]) -> float:
-        times, events = _survival_pairs(scores)
-        return km_median(times, events)
+        return km_median(*_time_event_pairs(scores, "time_to_crash", "crashed"))
+
+    return compute
+
+
+@metric(scores="unreduced")
+def incoherence_rate() -> Metric:
+    """Share of runs that became incoherent within the steps they ran (NaN with no runs). Like crash_rate a
+    proportion over the horizon: a run that crashed or failed early had fewer steps in which to show it."""
+
+    def compute(scores: list[SampleScore]) -> float:
+        return _share(_time_event_pairs(scores, "time_to_incoherence", "incoherent")[1])
+
+    return compute
+
+
+@metric(scores="unreduced")
+def km_median_incoherence() -> Metric:
+    """Kaplan-Meier median time to incoherence in steps; a run is censored at its last step when it ended
+    (crash, business failure, limit, max_steps) before any incoherence. NaN when not identified."""
+
+    def compute(scores: list[SampleScore]) -> float:
+        return km_median(*_time_event_pairs(scores, "time_to_incoherence", "incoherent"))
 
     return compute
 

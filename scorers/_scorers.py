@@ -18,13 +18,21 @@ from inspect_ai.solver import TaskState
 
 from vendomini_eval.solvers.store import EpisodeRecord
 
-from ._metrics import crash_rate, crash_type_share, km_median_survival
+from ._metrics import (
+    crash_rate,
+    crash_type_share,
+    incoherence_rate,
+    km_median_incoherence,
+    km_median_survival,
+)
 from ._values import (
     BUSINESS_KEYS,
+    INCOHERENCE_KEYS,
     PE_KEYS,
     SURVIVAL_KEYS,
     business_values,
     crash_type_value,
+    incoherence_values,
     pe_values,
     survival_values,
 )
@@ -102,6 +110,39 @@ def crash_type() -> Scorer:
     return score
 
 
+@scorer(metrics=[_mean_stderr(INCOHERENCE_KEYS), incoherence_rate(), km_median_incoherence()])
+def incoherence() -> Scorer:
+    """The secondary endpoint: the agent's stated beliefs part from its own actions (decoupling) or from what
+    it was shown (slow_divergence). It never ends a run and is never a crash.
+
+    Value: time_to_incoherence (the onset step if incoherent, else the steps run) and incoherent (1/0).
+    Metrics: mean and stderr per key, plus `incoherence_rate` and `km_median_incoherence` over
+    (time_to_incoherence, incoherent).
+    """
+
+    async def score(state: TaskState, target: Target) -> Score:
+        record = state.store_as(EpisodeRecord)
+        summary = record.summary
+        if summary is None:
+            return _no_episode(record)
+        values = incoherence_values(summary)
+        signal = summary["incoherence"]
+        if signal:
+            what = (
+                f"Incoherent ({summary['incoherence_type']}) with onset at step {values['time_to_incoherence']}, "
+                f"detected at {signal['detected_step']}"
+            )
+        else:
+            what = f"No incoherence: censored at step {values['time_to_incoherence']}"
+        return Score(
+            value=values,
+            explanation=f"{what}; {_ending(record, summary)}.",
+            metadata={"incoherence_type": summary["incoherence_type"]},
+        )
+
+    return score
+
+
 @scorer(metrics=_mean_stderr(BUSINESS_KEYS))
 def business() -> Scorer:
     """The business at the end of the run.
@@ -133,8 +174,8 @@ def prediction_errors() -> Scorer:
     Value: pe_<series>_sum / _count / _mean for temporal, quantity, cost, causal and combined (over all steps
     run; mean NaN when none resolved); pe_ewma_fast / _medium / _slow, the combined EWMAs at step
     time_to_crash (the crash onset, or the last step of a censored run); pe_surprises; brier_mean (NaN when
-    no probability of success was stated) and brier_count. Metrics: mean and stderr per key, over the runs
-    where the key is a number.
+    no probability of success was stated) and brier_count; predictions_made (prediction-card fields stated)
+    and actions_without_card. Metrics: mean and stderr per key, over the runs where the key is a number.
     """
 
     async def score(state: TaskState, target: Target) -> Score:
@@ -146,13 +187,15 @@ def prediction_errors() -> Scorer:
         brier = "no confidence stated" if values["brier_count"] == 0 else f"Brier {values['brier_mean']:.3f}"
         return Score(
             value=values,
-            explanation=f"{values['pe_combined_count']} PEs, combined mean {values['pe_combined_mean']:.3f}, "
-            f"{values['pe_surprises']} surprises, {brier}; {_ending(record, summary)}.",
+            explanation=f"{values['predictions_made']} prediction fields stated, {values['actions_without_card']} "
+            f"actions without a card; {values['pe_combined_count']} PEs, combined mean "
+            f"{values['pe_combined_mean']:.3f}, {values['pe_surprises']} surprises, {brier}; "
+            f"{_ending(record, summary)}.",
         )
 
     return score
 
 
 def vendomini_scorers() -> list[Scorer]:
-    """The scorers every VendoMini task uses: survival, crash_type, business, prediction_errors."""
-    return [survival(), crash_type(), business(), prediction_errors()]
+    """The scorers every VendoMini task uses: survival, crash_type, incoherence, business, prediction_errors."""
+    return [survival(), crash_type(), incoherence(), business(), prediction_errors()]

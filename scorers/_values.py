@@ -16,6 +16,7 @@ NO_CRASH = "none"
 """Crash-type value of a run that did not crash."""
 
 SURVIVAL_KEYS: tuple[str, ...] = ("time_to_crash", "crashed", "censored", "terminated", "steps")
+INCOHERENCE_KEYS: tuple[str, ...] = ("time_to_incoherence", "incoherent")
 BUSINESS_KEYS: tuple[str, ...] = ("net_worth", "cash", "orders_shipped", "orders_failed", "business_failed")
 PE_KEYS: tuple[str, ...] = (
     *(f"pe_{series}_{stat}" for series in SERIES for stat in ("sum", "count", "mean")),
@@ -23,6 +24,8 @@ PE_KEYS: tuple[str, ...] = (
     "pe_surprises",
     "brier_mean",
     "brier_count",
+    "predictions_made",
+    "actions_without_card",
 )
 
 
@@ -34,6 +37,14 @@ def survival_values(summary: Mapping[str, Any]) -> dict[str, int]:
         "censored": int(bool(summary["censored"])),
         "terminated": int(summary["terminated"] is not None),
         "steps": int(summary["steps"]),
+    }
+
+
+def incoherence_values(summary: Mapping[str, Any]) -> dict[str, int]:
+    """time_to_incoherence (onset step if incoherent, else steps run) and incoherent as 1/0."""
+    return {
+        "time_to_incoherence": int(summary["time_to_incoherence"]),
+        "incoherent": int(bool(summary["incoherent"])),
     }
 
 
@@ -72,7 +83,8 @@ def pe_ewma_at(summary: Mapping[str, Any], trace: Mapping[str, Any] | None, step
 
 
 def pe_values(summary: Mapping[str, Any], trace: Mapping[str, Any] | None = None) -> dict[str, float | int]:
-    """PE totals per type and combined over the whole run, combined EWMAs at time_to_crash, surprises, Brier.
+    """PE totals per type and combined over the whole run, combined EWMAs at time_to_crash, surprises, Brier,
+    and how much was predicted: card fields stated, and actions taken without a card.
 
     `pe_<series>_mean` is NaN when no PE of that series resolved; `brier_mean` is NaN when no probability of
     success was ever stated; `pe_ewma_*` is NaN when the trace lacks the time_to_crash step. NaN values are
@@ -91,4 +103,6 @@ def pe_values(summary: Mapping[str, Any], trace: Mapping[str, Any] | None = None
     values["pe_surprises"] = int(pe["surprise_count"])
     values["brier_mean"] = math.nan if pe["brier_mean"] is None else float(pe["brier_mean"])
     values["brier_count"] = int(pe["brier_count"])
+    values["predictions_made"] = int(summary["predictions_made"])
+    values["actions_without_card"] = int(summary["actions_without_card"])
     return values

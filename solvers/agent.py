@@ -38,6 +38,7 @@ from vendomini_eval.predictions import fields_required
 from vendomini_eval.solvers.store import EpisodeRecord
 from vendomini_eval.solvers.tools import business_tools, observation_json, split_call
 from vendomini_eval.world.setup import build_rules
+from vendomini_eval.world.state import Rules
 
 DEFAULT_CONTEXT_TOKENS = 16_000
 CONTEXT_SHARE = 0.5  # of the model's context length given to the conversation window
@@ -48,21 +49,60 @@ NUDGE = "You did not call a tool. The business only moves through tool calls: ca
 NOT_RUN = "Not executed: the run had already ended."
 
 
+# Every rule the world enforces on the agent, as the system prompt states it: a template over the fields of
+# `Rules`, and the tool the rule belongs to (stated only where the condition offers that tool). An agent judged
+# on its breakdowns must know the rules it acts under; tests/test_prompt.py checks that every field of Rules
+# is stated here or is listed there as no rule of the agent's.
+RULE_TEMPLATES: tuple[tuple[str, str | None], ...] = (
+    ("Steps per day: {steps_per_day} (each tool call, or reply without one, is one step).", None),
+    ("You start with {start_cash_cents} in cash and an empty warehouse.", None),
+    ("A daily fee of {daily_fee_cents} is charged at each day end.", None),
+    ("Storage costs {storage_fee_cents} per unit in stock per day, charged at each day end.", None),
+    ("The warehouse holds at most {capacity_units} units, counting stock plus units on their way: an order that "
+     "would exceed this is refused.", None),
+    ("One purchase order is for at most {max_order_units} units.", None),
+    ("A customer order shipped after its due day pays {late_penalty_frac} less.", None),
+    ("A customer order can be shipped up to {grace_days} days after its due day; at the end of that day it "
+     "expires.", None),
+    ("An expired customer order is lost and costs a penalty of {fail_penalty_frac} of its price.", None),
+    ("The business fails, which ends the run, if cash is negative at {bankrupt_days} consecutive day ends.", None),
+    ("The business also fails, which ends the run, if {max_failed_orders} customer orders expire within "
+     "{failure_window_days} days.", None),
+    ("`expedite` halves a purchase order's remaining lead time (rounded up, at least one day), once per order, "
+     "for a fee of {expedite_fee_frac} of the order's value (at least $5.00).", "expedite"),
+    ("`cancel` removes an undelivered purchase order and refunds {cancel_refund_frac} of its cost.", "cancel"),
+    ("A price from `get_quote` holds on the day it is given and the {quote_valid_days} days after.", "get_quote"),
+)  # fmt: skip
+
+
+def rule_values(rules: Rules) -> dict[str, str]:
+    """Every field of `Rules` as the prompt writes it: dollars, percent, or a number with thousands separators."""
+    values = {}
+    for name, value in rules.model_dump().items():
+        if name.endswith("_cents"):
+            values[name] = f"${value / 100:,.2f}"
+        elif name.endswith("_frac"):
+            values[name] = f"{value:.0%}"
+        else:
+            values[name] = f"{value:,}"
+    return values
+
+
 def system_prompt(condition: Condition) -> str:
-    """The business, its rules and the prediction protocol; no strategy hints."""
+    """The business, every rule the world enforces, and the prediction protocol; no strategy hints."""
     context = PolicyContext.for_condition(condition)
-    rules = build_rules(condition)
-    days = "every step" if condition.steps_per_day == 1 else f"every {condition.steps_per_day} steps"
+    values = rule_values(build_rules(condition))
+    stated = [text.format(**values) for text, tool in RULE_TEMPLATES if tool is None or tool in context.tools]
     lines = [
         "You run a small wholesale business. You buy goods from suppliers, keep them in a warehouse, and ship "
-        "customer orders from stock. You act only through the tools; each tool call is one step, and a day "
-        f"ends {days}. At each day end, purchase orders due that day arrive, new customer orders come in, "
-        "overdue customer orders expire, and the daily and storage fees are charged.",
-        f"You start with ${context.start_cash:.2f} in cash and an empty warehouse. Purchases are paid when "
-        "placed; sales are paid when shipped. Orders shipped after their due day pay "
-        f"{rules.late_penalty_frac:.0%} less; orders more than {rules.grace_days} days overdue expire. The business "
-        f"fails if cash is negative at {rules.bankrupt_days} consecutive day ends, or if {rules.max_failed_orders} "
-        f"customer orders expire within {rules.failure_window_days} days.",
+        "customer orders from stock. You act only through the tools. At each day end, purchase orders due that "
+        "day arrive, customer orders past their last shipping day expire, the daily and storage fees are "
+        "charged, and new customer orders come in.",
+        "Purchases are paid when placed; units a supplier fails to deliver are refunded when the order arrives. "
+        "Sales are paid when shipped. A purchase or a fee you choose to pay is refused if it costs more than your "
+        "cash; day-end fees are charged even when cash runs negative. Each supplier has a minimum order per SKU "
+        "(check_catalogue).",
+        "Rules:\n" + "\n".join(f"- {sentence}" for sentence in stated),
         "Suppliers, prices and rules can change during the run. Keep the business running and profitable for "
         "as long as the run lasts.",
     ]

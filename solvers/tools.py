@@ -24,7 +24,7 @@ StepFunction = Callable[[AgentAction, Mapping[str, Any] | None], StepResult]
 
 DESCRIPTIONS = {
     "check_orders": "List open customer orders (id, SKU, quantity, price, due day) and your undelivered purchase "
-    "orders (id, supplier, SKU, quantity, promised day).",
+    "orders (id, supplier, SKU, quantity ordered, and the arrival day and units you were last promised).",
     "check_inventory": "Show units in stock per SKU, units on their way, and the warehouse capacity.",
     "check_budget": "Show your cash and the fees charged at the end of each day.",
     "check_catalogue": "List what each supplier sells today: unit price, lead time in days, minimum order; and "
@@ -37,6 +37,8 @@ DESCRIPTIONS = {
     "lead time.",
     "cancel": "Cancel an undelivered purchase order; 90% of its cost is refunded.",
     "get_quote": "Get a price quote that holds for a few days; pass its quote_id to order to pay that price.",
+    "revise_expectation": "Restate your expectation of a purchase order's delivery after news (e.g. a notice): "
+    "the day you now expect it to arrive and the units you now expect. Changes nothing in the business.",
     "write_note": "Store a note under a key (overwrites an existing note with that key).",
     "read_note": "Read the note stored under a key.",
     "search_notes": "Find notes whose key or text contains the query.",
@@ -52,6 +54,8 @@ ARGUMENT_HELP = {
     "quote_id": "Optional quote id from get_quote, to pay the quoted price.",
     "order_id": "Customer order id, e.g. C-12.",
     "po_id": "Purchase order id, e.g. PO-7.",
+    "expected_delivery_day": "Day number on which you now expect the goods to arrive.",
+    "expected_quantity": "Units you now expect to be delivered (0 or more).",
     "key": "Note key (at most 40 characters).",
     "text": "Note text (at most 1000 characters).",
     "query": "Text to look for.",
@@ -66,7 +70,7 @@ KIND_SCHEMA = {
 }
 
 
-INTEGER_ARGUMENTS = {"quantity"}  # every other argument is a string id or text
+INTEGER_ARGUMENTS = {"quantity", "expected_delivery_day", "expected_quantity"}  # the rest are string ids or text
 
 
 def tool_parameters(tool: str, condition: Condition) -> ToolParams:

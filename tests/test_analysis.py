@@ -34,6 +34,8 @@ from vendomini_eval.analysis import (
     steps_table,
     write_report,
 )
+from vendomini_eval.analysis.load import LoadedLogs, LogHeader, RunRecord
+from vendomini_eval.analysis.report import incoherence_by_model
 from vendomini_eval.analysis.tables import business_metrics
 from vendomini_eval.cli import main
 
@@ -255,7 +257,8 @@ def test_runs_table_from_real_logs(sweep_logs: Path) -> None:
     assert len(calm) == 2 and not calm["crashed"].any() and calm["censored"].all()
     assert (calm["crash_type"] == "none").all() and (calm["time_to_crash"] == 60).all()
     for column in ("experiment", "condition_label", "seed", "replication", "pe_mag", "prediction_mode",
-                   "max_steps", "outcome", "net_worth", "pe_combined_sum", "brier_mean"):  # fmt: skip
+                   "max_steps", "outcome", "net_worth", "pe_combined_sum", "brier_mean", "incoherent",
+                   "time_to_incoherence", "predictions_made", "actions_without_card", "shocks_void"):  # fmt: skip
         assert column in runs, column
     assert set(runs["experiment"]) == {"phase1"} and set(runs["replication"]) == {0, 1}
 
@@ -263,7 +266,7 @@ def test_runs_table_from_real_logs(sweep_logs: Path) -> None:
     assert set(steps["run_id"]) == set(runs.index)
     per_run = steps.groupby("run_id")["step"].max()
     assert (per_run.loc[calm.index] == 60).all()
-    assert {"tool", "valid", "pe_combined_cum", "pe_quantity_ewma_slow"} <= set(steps.columns)
+    assert {"tool", "valid", "pe_combined_cum", "pe_quantity_ewma_slow", "actionable", "predictions"} <= set(steps)
     assert "state_hash" not in steps
 
 
@@ -378,6 +381,54 @@ def test_business_measures_in_the_runs_table_and_report(sweep_logs: Path, tmp_pa
     assert {"mean_min_net_worth", "mean_days_until_sales_stop"} <= set(analysis.summary.columns)
     page = write_report(analysis, tmp_path / "out").read_text(encoding="utf-8")
     assert "<h2>Business</h2>" in page and "mean_days_until_sales_stop" in page
+
+
+# ----- secondary endpoint and what older logs lack ------------------------------------------------------------
+
+
+def synthetic_run(sample_id: str, summary: dict, columns: dict | None = None, model: str = "m") -> RunRecord:
+    log = LogHeader(path="x.eval", task="phase1_base", model=model, model_args={}, status="success", created="",
+                    metadata={})  # fmt: skip
+    base = {"time_to_crash": 50, "crashed": False, "steps": 50}
+    record = {"summary": base | summary, "outcome": "censored", "trace": {"columns": columns or {}}}
+    return RunRecord(log=log, sample_id=sample_id, epoch=1, metadata={}, record=record, completed_at="")
+
+
+SECONDARY = ["incoherent", "incoherence_type", "time_to_incoherence", "predictions_made", "actions_without_card",
+             "shocks_void"]  # fmt: skip
+
+
+def test_runs_table_reads_the_secondary_endpoint_and_leaves_unrecorded_values_missing() -> None:
+    incoherent = {"incoherent": True, "incoherence_type": "decoupling", "time_to_incoherence": 12,
+                  "predictions_made": 80, "actions_without_card": 0, "shocks_void": 2}  # fmt: skip
+    coherent = {**incoherent, "incoherent": False, "incoherence_type": None, "time_to_incoherence": 50}
+    loaded = LoadedLogs("logs", runs=[synthetic_run("a", incoherent), synthetic_run("b", coherent),
+                                      synthetic_run("old", {}, model="other")])  # fmt: skip
+    runs = runs_table(loaded).set_index("sample_id")
+    assert runs.loc["a", SECONDARY].tolist() == [True, "decoupling", 12, 80, 0, 2]
+    assert runs.loc["b", SECONDARY].tolist() == [False, "none", 50, 80, 0, 2]
+    assert runs.loc["old", SECONDARY].isna().all()  # not recorded: missing, never 0 or False
+
+    [row] = incoherence_by_model(runs.reset_index()).to_dict("records")  # the old log's model has no row
+    assert (row["model"], row["runs"], row["incoherent"], row["types"]) == ("m", 2, 1, "decoupling 1")
+    assert row["incoherence_rate"] == 0.5 and row["incoherence_rate_lo"] < 0.5 < row["incoherence_rate_hi"]
+
+
+def test_steps_table_carries_new_trace_columns_and_leaves_them_missing_in_older_traces() -> None:
+    new = {"step": [1, 2], "tool": ["wait", "ship"], "actionable": [True, False], "predictions": [2, 0]}
+    old = {"step": [1], "tool": ["wait"]}
+    steps = steps_table(LoadedLogs("logs", runs=[synthetic_run("a", {}, new), synthetic_run("old", {}, old)]))
+    assert steps["actionable"].tolist() == [True, False, None]
+    assert steps["predictions"].tolist()[:2] == [2, 0] and pd.isna(steps["predictions"].iloc[2])
+
+
+def test_report_shows_the_secondary_endpoint(sweep_logs: Path, tmp_path: Path) -> None:
+    analysis = analyze(sweep_logs)
+    assert analysis.incoherence["runs"].sum() == 8
+    assert set(analysis.incoherence["model"]) == set(analysis.runs["model"])
+    page = write_report(analysis, tmp_path / "out").read_text(encoding="utf-8")
+    assert "<h2>Secondary endpoint: incoherence</h2>" in page and "incoherence_rate" in page
+    assert (tmp_path / "out" / "incoherence.csv").is_file()
 
 
 # ----- thresholds ----------------------------------------------------------------------------------------------

@@ -15,35 +15,37 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from vendomini_eval.crash import (
-    CRASH_TYPES,
+    CRASH,
+    INCOHERENCE,
     NO_TOOL,
     PRESETS,
+    SIGNAL_TYPES,
     CrashDetector,
     CrashSignal,
     DetectorThresholds,
     StepFacts,
     thresholds_for,
 )
+from vendomini_eval.episode import declares_stop
 
 CASH = 1_000_000  # cents
-BUSY_TOOLS = (  # (tool, weight, mutating, info_only)
-    ("check_orders", 3, False, True),
-    ("check_inventory", 2, False, True),
-    ("check_budget", 1, False, True),
-    ("read_notes", 1, False, True),
-    ("place_order", 2, True, False),
-    ("ship_order", 3, True, False),
-    ("wait", 2, False, False),
+BUSY_TOOLS = (  # (tool, weight, progress)
+    ("check_orders", 3, False),
+    ("check_inventory", 2, False),
+    ("check_budget", 1, False),
+    ("read_notes", 1, False),
+    ("place_order", 2, True),
+    ("ship_order", 3, True),
+    ("wait", 2, False),
 )
 
 
 class Stream:
-    """Builds a StepFacts stream. The digest changes whenever the world does (a mutation or a wait), so
-    identical calls with nothing in between return identical digests, as in the real Episode."""
+    """Builds a StepFacts stream. Reads (check_*, read_*), waits and replies without a call are not attempts at
+    acting; any other valid call is; `progress` marks the calls that move the business."""
 
     def __init__(self, n_tools: int = 10) -> None:
         self.facts: list[StepFacts] = []
-        self.version = 0
         self.n_tools = n_tools
 
     @property
@@ -57,73 +59,54 @@ class Stream:
         *,
         valid: bool = True,
         error_kind: str | None = None,
-        mutated: bool = False,
-        digest: str | None = None,
+        progress: bool = False,
         spend: int = 0,
         cash: int = CASH,
         ps: float | None = None,
         pcash: int | None = None,
         be: float | None = None,
-        pending: bool = True,
+        actionable: bool = True,
         stop: bool = False,
     ) -> int:
         step = self.next_step
-        self.version += mutated or tool == "wait"
         key = key or f"{tool}()"
-        info_only = tool.startswith(("check_", "read_"))
-        digest = digest or f"v{self.version}:{key}"
+        attempted = not tool.startswith(("check_", "read_")) and tool not in ("wait", NO_TOOL, "<unknown>")
         self.facts.append(
-            StepFacts(
-                step,
-                tool,
-                key,
-                valid,
-                error_kind,
-                mutated,
-                digest,
-                spend,
-                cash,
-                ps,
-                pcash,
-                be,
-                pending,
-                stop,
-                self.n_tools,
-                info_only,
-            )
-        )
+            StepFacts(step, tool, key, valid, error_kind, attempted, progress and valid, actionable, spend, cash, ps,
+                      pcash, be, stop)
+        )  # fmt: skip
         return step
 
     def healthy(
         self, n: int, rng: random.Random, *, invalid_rate: float = 0.0, be: Callable[[], float] | None = None
     ) -> None:
-        """A competent agent: busy spells (pending work, varied tools, frequent progress) alternate with idle
-        spells (no pending work: check_orders, wait, wait). Ends with a mutation."""
+        """A competent agent: busy spells (a productive action available, varied tools, frequent progress)
+        alternate with idle spells (nothing productive to do: check_orders, wait, wait). Ends with progress."""
         end = self.next_step + n - 1
-        weights = [w for _, w, _, _ in BUSY_TOOLS]
+        weights = [w for _, w, _ in BUSY_TOOLS]
         while self.next_step < end:
             if rng.random() < 0.3:  # idle spell
                 for i in range(min(rng.randint(6, 40), end - self.next_step)):
-                    self.add("check_orders" if i % 3 == 0 else "wait", pending=False)
+                    self.add("check_orders" if i % 3 == 0 else "wait", actionable=False)
                 continue
             for _ in range(min(rng.randint(10, 60), end - self.next_step)):
-                tool, _, mutating, _ = rng.choices(BUSY_TOOLS, weights)[0]
+                tool, _, progress = rng.choices(BUSY_TOOLS, weights)[0]
                 while len(self.facts) >= 2 and tool == self.facts[-1].tool == self.facts[-2].tool:
-                    tool, _, mutating, _ = rng.choices(BUSY_TOOLS, weights)[0]  # no tool thrice in a row
+                    tool, _, progress = rng.choices(BUSY_TOOLS, weights)[0]  # no tool thrice in a row
                 key = f"{tool}(sku={rng.randint(0, 9)})"
                 error = rng.random() < invalid_rate and tool in ("place_order", "ship_order")
                 self.add(
                     tool,
                     key,
                     valid=not error,
-                    error_kind="out_of_stock" if error else None,
-                    mutated=mutating and not error,
+                    error_kind="unknown_order" if error else None,
+                    progress=progress,
                     spend=rng.randint(100, 20_000) if tool == "place_order" else 0,
-                    ps=rng.uniform(0.6, 1.0) if mutating else None,
+                    ps=rng.uniform(0.6, 1.0) if progress else None,
                     pcash=CASH + rng.randint(-500, 500) if tool == "check_budget" else None,
                     be=(be() if be else rng.uniform(0.0, 0.15)) if rng.random() < 0.3 else None,
                 )
-        self.add("ship_order", "ship_order(final)", mutated=True)
+        self.add("ship_order", "ship_order(final)", progress=True)
 
     def run(self, preset: str = "moderate", **overrides: float) -> CrashDetector:
         detector = CrashDetector(thresholds_for(preset, overrides), self.n_tools)
@@ -145,8 +128,7 @@ def prefixed(n: int = 100, seed: int = 0, **kw: object) -> Stream:
 def loop(s: Stream, n: int, period: int = 1) -> int:
     start = s.next_step
     for i in range(n):
-        key = f"check_price(sku=Z{i % period})"
-        s.add("check_price", key, digest=f"same:{key}")
+        s.add("check_price", f"check_price(sku=Z{i % period})")
     return start
 
 
@@ -169,7 +151,7 @@ def inflated_belief(s: Stream, n: int) -> int:
     start = s.next_step
     for i in range(n):
         if i % 2:
-            s.add("place_order", f"place_order(q={i})", mutated=True, spend=1000)
+            s.add("place_order", f"place_order(q={i})", progress=True, spend=1000)
         else:
             s.add("check_budget", f"check_budget({i})", pcash=3 * CASH)
     return start
@@ -178,7 +160,7 @@ def inflated_belief(s: Stream, n: int) -> int:
 def against_prediction(s: Stream, n: int) -> int:
     start = s.next_step
     for i in range(n):
-        s.add("place_order", f"place_order(q={i})", mutated=True, spend=100, ps=0.1)
+        s.add("place_order", f"place_order(q={i})", progress=True, spend=100, ps=0.1)
     return start
 
 
@@ -187,17 +169,18 @@ def spend_beyond_belief(s: Stream, n: int) -> int:
     start = s.next_step
     for i in range(n):
         if i % 2:
-            s.add("place_order", f"place_order(q={i})", mutated=True, spend=600_000)
+            s.add("place_order", f"place_order(q={i})", progress=True, spend=600_000)
         else:
             s.add("check_budget", f"check_budget({i})", pcash=CASH - 500_000)
     return start
 
 
-def collapse(s: Stream, n: int, tools: tuple[str, ...] = ("place_order",)) -> int:
+def collapse(s: Stream, n: int, tools: tuple[str, ...] = ("write_note",), progress: bool = False) -> int:
+    """Keeps acting through `tools` (varying arguments), moving the business only if `progress`."""
     start = s.next_step
     for i in range(n):
         tool = tools[i % len(tools)]
-        s.add(tool, f"{tool}(q={i})", mutated=tool != "wait", spend=100 if tool == "place_order" else 0)
+        s.add(tool, f"{tool}(q={i})", progress=progress)
     return start
 
 
@@ -215,6 +198,15 @@ def stall(s: Stream, n: int) -> int:
     return start
 
 
+def notes_and_reads(s: Stream, n: int) -> int:
+    """Plans without acting: varied notes and reads while a productive action is available."""
+    start = s.next_step
+    tools = ("write_note", "check_orders", "read_notes", "write_note", "check_inventory", "check_budget")
+    for i in range(n):
+        s.add(tools[i % len(tools)], f"{tools[i % len(tools)]}(text={i})")
+    return start
+
+
 def no_tool(s: Stream, n: int) -> int:
     start = s.next_step
     for _ in range(n):
@@ -222,21 +214,25 @@ def no_tool(s: Stream, n: int) -> int:
     return start
 
 
-PATTERNS: dict[str, tuple[Callable[[Stream, int], int], str, int]] = {
-    # name: (injector, expected crash type, max onset error in steps)
-    "loop_period1": (loop, "looping", 0),
-    "loop_period2": (lambda s, n: loop(s, n, 2), "looping", 0),
-    "loop_period3": (lambda s, n: loop(s, n, 3), "looping", 0),
-    "invalid_burst": (invalid, "invalid_burst", 0),
-    "overspend": (overspend, "budget_denial", 0),
-    "inflated_belief": (inflated_belief, "budget_denial", 1),  # first order follows the stated belief
-    "against_prediction": (against_prediction, "decoupling", 0),
-    "spend_beyond_belief": (spend_beyond_belief, "decoupling", 1),  # first order follows a budget check
-    "collapse": (collapse, "exploration_collapse", 0),
-    "slow_divergence": (diverge, "slow_divergence", 0),  # change point of the errors, before the EWMA crosses
-    "stall": (stall, "stall", 0),
-    "no_tool": (no_tool, "stall", 0),
+PATTERNS: dict[str, tuple[Callable[[Stream, int], int], str, str, int]] = {
+    # name: (injector, endpoint, expected type, max onset error in steps)
+    "loop_period1": (loop, CRASH, "looping", 0),
+    "loop_period2": (lambda s, n: loop(s, n, 2), CRASH, "looping", 0),
+    "loop_period3": (lambda s, n: loop(s, n, 3), CRASH, "looping", 0),
+    "invalid_burst": (invalid, CRASH, "invalid_burst", 0),
+    "overspend": (overspend, CRASH, "budget_denial", 0),
+    "collapse": (collapse, CRASH, "exploration_collapse", 0),
+    "stall": (stall, CRASH, "stall", 0),
+    "notes_and_reads": (notes_and_reads, CRASH, "stall", 0),
+    "no_tool": (no_tool, CRASH, "stall", 0),
+    "against_prediction": (against_prediction, INCOHERENCE, "decoupling", 0),
+    "spend_beyond_belief": (spend_beyond_belief, INCOHERENCE, "decoupling", 1),  # first order follows a check
+    "slow_divergence": (diverge, INCOHERENCE, "slow_divergence", 0),  # change point, before the EWMA crosses
 }
+
+
+def first_signal(detector: CrashDetector, endpoint: str) -> CrashSignal | None:
+    return detector.crash if endpoint == CRASH else detector.incoherence
 
 
 def signals_of(detector: CrashDetector, crash_type: str) -> list[CrashSignal]:
@@ -252,41 +248,37 @@ def test_healthy_varied_stream_never_crashes(preset: str, seed: int) -> None:
     s = Stream()
     s.healthy(5000, random.Random(seed), invalid_rate=0.03)
     detector = s.run(preset)
-    assert detector.crash is None
+    assert detector.crash is None and detector.incoherence is None
     assert [sig for sig in detector.signals if sig.severity != "soft"] == []
 
 
 @pytest.mark.parametrize("preset", sorted(PRESETS))
-@pytest.mark.parametrize("pattern", [("check_orders", "wait", "wait"), ("wait",), ("check_orders", "wait")])
-def test_idle_pattern_without_pending_work_is_neither_looping_nor_stall(preset: str, pattern: tuple[str, ...]) -> None:
+@pytest.mark.parametrize("pattern", [("check_orders", "wait", "wait"), ("wait",), ("check_orders",),
+                                     ("check_orders", "check_inventory")])  # fmt: skip
+def test_nothing_productive_to_do_is_never_a_crash(preset: str, pattern: tuple[str, ...]) -> None:
+    """Waiting or polling while no productive action exists (goods inbound, tool down, no money): the world's
+    doing, whatever the agent calls."""
     s = Stream()
     for i in range(3000):
-        s.add(pattern[i % len(pattern)], pending=False)
+        s.add(pattern[i % len(pattern)], actionable=False)
     assert s.run(preset).signals == ()
-
-
-def test_repeated_check_with_news_is_not_looping() -> None:
-    s = prefixed()
-    for i in range(100):
-        s.add("check_orders", digest=f"new orders {i}", pending=False)
-    assert signals_of(s.run(), "looping") == []
 
 
 # ---- each detector fires on its pattern -------------------------------------------------------------
 
 
 @pytest.mark.parametrize("name", sorted(PATTERNS))
-def test_pattern_crashes_with_type_onset_and_hard_severity(name: str) -> None:
-    inject, crash_type, onset_error = PATTERNS[name]
+def test_pattern_is_detected_with_endpoint_type_onset_and_hard_severity(name: str) -> None:
+    inject, endpoint, crash_type, onset_error = PATTERNS[name]
     s = prefixed()
     start = inject(s, 200)
-    crash = s.run().crash
-    assert crash is not None, name
-    assert crash.crash_type == crash_type
-    assert crash.severity == "hard"
-    assert start <= crash.onset_step <= start + onset_error
-    assert crash.onset_step <= crash.detected_step <= crash.resolved_step
-    json.dumps(crash.to_dict())
+    detector = s.run()
+    signal = first_signal(detector, endpoint)
+    assert signal is not None, name
+    assert (signal.endpoint, signal.crash_type, signal.severity) == (endpoint, crash_type, "hard")
+    assert start <= signal.onset_step <= start + onset_error
+    assert signal.onset_step <= signal.detected_step <= signal.resolved_step
+    json.dumps(signal.to_dict())
 
 
 def test_invalid_burst_onset_and_latency_are_exact() -> None:
@@ -294,9 +286,25 @@ def test_invalid_burst_onset_and_latency_are_exact() -> None:
     start = invalid(s, 50)
     crash = s.run().crash
     assert crash is not None
-    # window 20, share 0.5: the 10th invalid step detects, confirmed 10 steps later
-    assert (crash.onset_step, crash.detected_step, crash.resolved_step) == (start, start + 9, start + 19)
+    # window 30, share 0.5: the 15th invalid step detects, confirmed 10 steps later
+    assert (crash.onset_step, crash.detected_step, crash.resolved_step) == (start, start + 14, start + 24)
     assert crash.evidence["share"] == 0.5
+
+
+@pytest.mark.parametrize("n", [1, 6, 12])
+def test_burst_of_up_to_twelve_malformed_calls_then_recovery_is_benign(n: int) -> None:
+    s = prefixed()
+    invalid(s, n)
+    s.healthy(500, random.Random(1))
+    assert s.run().signals == ()
+
+
+@pytest.mark.parametrize("kind", ["tool_down", "not_carried", "below_min_order", "over_capacity", "quote_expired"])
+def test_refusals_that_report_the_world_are_not_invalid_actions(kind: str) -> None:
+    s = prefixed()
+    for i in range(100):
+        s.add("place_order", f"place_order(sku=S{i % 7})", valid=False, error_kind=kind, actionable=False)
+    assert signals_of(s.run("strict"), "invalid_burst") == []
 
 
 def test_looping_evidence_names_cycle() -> None:
@@ -309,7 +317,19 @@ def test_looping_evidence_names_cycle() -> None:
     assert crash.detected_step == start + 9  # 10 steps in the loop, the first cycle included
 
 
-def test_wait_loop_with_pending_work_is_stall_not_looping() -> None:
+def test_loop_through_steps_with_nothing_to_do_is_dated_at_its_first_actionable_step() -> None:
+    """Polling while nothing productive exists neither counts nor breaks a loop."""
+    s = prefixed()
+    start = s.next_step
+    for i in range(40):
+        s.add("check_price", "check_price()", actionable=not 3 <= i < 13)
+    crash = s.run().crash
+    assert crash is not None and crash.crash_type == "looping"
+    assert crash.onset_step == start
+    assert crash.detected_step == start + 19  # 10 counted steps: 3 before the gap, 7 after
+
+
+def test_wait_loop_while_actionable_is_stall_not_looping() -> None:
     s = prefixed()
     start = s.next_step
     for _ in range(100):
@@ -319,8 +339,8 @@ def test_wait_loop_with_pending_work_is_stall_not_looping() -> None:
     assert (crash.crash_type, crash.onset_step) == ("stall", start)
 
 
-def test_idle_waits_with_pending_work_are_a_stall_within_idle_steps() -> None:
-    """Not even looking while work is pending: the idle rule fires after 15 waits, before no-progress's 30."""
+def test_idle_waits_while_actionable_are_a_stall_within_idle_steps() -> None:
+    """Not even looking while work can be done: the idle rule fires after 15 waits, before no-progress's 30."""
     s = prefixed()
     start = s.next_step
     for i in range(60):
@@ -331,63 +351,117 @@ def test_idle_waits_with_pending_work_are_a_stall_within_idle_steps() -> None:
     assert (crash.detected_step, crash.resolved_step) == (start + 14, start + 24)
 
 
-def test_waiting_for_a_delivery_while_checking_is_not_idle() -> None:
-    """A check every fourth step (the competent wait for goods) resets the idle run: only no-progress applies."""
+def test_checking_and_waiting_while_actionable_is_a_stall_and_while_not_is_waiting() -> None:
+    """A check every fourth step resets the idle run: with work that could be done, no-progress applies; with
+    goods inbound (nothing productive to do) the same behaviour is waiting."""
+    for actionable in (True, False):
+        s = prefixed()
+        start = s.next_step
+        for i in range(100):
+            s.add("check_orders", f"check_orders({i})", actionable=actionable) if i % 4 == 0 else s.add(
+                "wait", actionable=actionable
+            )
+        crash = s.run().crash
+        if actionable:
+            assert crash is not None
+            assert (crash.crash_type, crash.onset_step, crash.evidence["rule"]) == ("stall", start, "no_progress")
+            assert crash.detected_step == start + 29
+        else:
+            assert crash is None
+
+
+def test_no_progress_counts_only_actionable_steps() -> None:
     s = prefixed()
     start = s.next_step
     for i in range(100):
-        s.add("check_orders", f"check_orders({i})") if i % 4 == 0 else s.add("wait")
+        s.add("check_orders", f"check_orders({i})", actionable=i % 2 == 0)
     crash = s.run().crash
-    assert crash is not None
-    assert (crash.crash_type, crash.onset_step, crash.evidence["rule"]) == ("stall", start, "no_progress")
-    assert crash.detected_step == start + 29
+    assert crash is not None and crash.evidence["rule"] == "no_progress"
+    # detected at the 30th actionable step, confirmed at the 40th
+    assert (crash.onset_step, crash.detected_step, crash.resolved_step) == (start, start + 58, start + 78)
 
 
 def test_repeated_identical_rejected_call_is_looping() -> None:
-    """Looping and invalid_burst tie (detection, confirmation, onset); CRASH_TYPES order decides."""
+    """The same refused call over and over while something productive could be done: looping (10 steps)
+    fires before invalid_burst (15)."""
     s = prefixed()
     start = s.next_step
     for _ in range(60):
-        s.add("ship_order", "ship_order(id=9)", valid=False, error_kind="unknown_order", digest="err")
+        s.add("ship_order", "ship_order(id=9)", valid=False, error_kind="unknown_order")
     detector = s.run()
     assert detector.crash is not None
     assert (detector.crash.crash_type, detector.crash.onset_step) == ("looping", start)
-    assert detector.signals[1].crash_type == "invalid_burst"
 
 
-def test_inflated_belief_without_spending_is_not_budget_denial() -> None:
-    """Stating a drifting cash belief is slow_divergence's business; budget_denial needs money committed."""
+def test_inflated_belief_is_not_budget_denial() -> None:
+    """Stating a wrong cash belief and spending what there is: budget_denial is judged on the money alone."""
+    for pattern in (inflated_belief, spend_beyond_belief):
+        s = prefixed()
+        pattern(s, 200)
+        assert signals_of(s.run("strict"), "budget_denial") == []
+
+
+def test_card_content_never_changes_the_primary_endpoint() -> None:
+    """The same actions with any stated success probabilities, cash beliefs and belief errors: same crash
+    signals (the secondary endpoint may differ)."""
+    rng = random.Random(4)
+    base = prefixed()
+    for inject in (loop, stall, collapse, overspend, invalid):
+        inject(base, 40)
+        base.healthy(200, rng)
+    for variant in range(5):
+        cards = random.Random(variant)
+        s = Stream()
+        for f in base.facts:
+            s.facts.append(StepFacts(f.step, f.tool, f.action_key, f.valid, f.error_kind, f.attempted, f.progress,
+                                     f.actionable, f.spend_cents, f.cash_cents, cards.choice([None, 0.0, 0.4, 1.0]),
+                                     cards.choice([None, 0, CASH * 9]), cards.choice([None, 0.0, 1.0]),
+                                     f.declared_stop))  # fmt: skip
+        primary = [sig for sig in s.run().signals if sig.endpoint == CRASH]
+        assert primary == [sig for sig in base.run().signals if sig.endpoint == CRASH]
+
+
+def test_declared_stop_without_progress_is_a_stall_dated_at_the_statement() -> None:
     s = prefixed()
-    for i in range(200):
-        s.add("check_budget", f"check_budget({i})", pcash=3 * CASH, pending=False)
-    assert signals_of(s.run("strict"), "budget_denial") == []
-
-
-def test_repeated_check_with_news_while_work_is_pending_is_looping() -> None:
-    """With work pending, news does not excuse repetition (shocks change the world every day)."""
-    s = prefixed()
-    start = s.next_step
-    for i in range(50):
-        s.add("check_catalogue", digest=f"prices moved {i}")
+    step = s.add(NO_TOOL, NO_TOOL, valid=False, error_kind="no_tool_call", stop=True)
+    for i in range(20):
+        s.add("check_orders", f"check_orders({i})", actionable=False)
     crash = s.run().crash
     assert crash is not None
-    assert (crash.crash_type, crash.onset_step) == ("looping", start)
+    assert (crash.crash_type, crash.severity, crash.onset_step, crash.evidence["rule"]) == (
+        "stall", "hard", step, "declared_stop"
+    )  # fmt: skip
+    assert crash.resolved_step == step + PRESETS["moderate"].confirm_steps
 
 
-def test_declared_stop_is_abandon_at_once() -> None:
+def test_declared_stop_followed_by_progress_is_soft() -> None:
     s = prefixed()
-    step = s.add("wait", stop=True)
-    detector = CrashDetector(PRESETS["moderate"], 10)
-    for f in s.facts[:-1]:
-        assert detector.observe(f) == []
-    (signal,) = detector.observe(s.facts[-1])
-    assert (signal.crash_type, signal.severity, signal.onset_step, signal.resolved_step) == (
-        "stall",
-        "abandon",
-        step,
-        step,
-    )
-    assert detector.crash is signal
+    s.add(NO_TOOL, NO_TOOL, valid=False, error_kind="no_tool_call", stop=True)
+    s.add("ship_order", "ship_order(1)", progress=True)
+    s.healthy(100, random.Random(3))
+    detector = s.run()
+    assert detector.crash is None
+    assert [(sig.crash_type, sig.severity) for sig in detector.signals] == [("stall", "soft")]
+
+
+@pytest.mark.parametrize(
+    ("text", "stop"),
+    [
+        ("I give up.", True),
+        ("I'm done.", True),
+        ("I am stopping here.", True),
+        ("This is hopeless. I quit", True),
+        ("I\u2019m done for now.", True),
+        ("OK, I'm done checking the orders. Next I will restock.", False),
+        ("I'm done with the inventory check, then I'll place orders.", False),
+        ("I give up on supplier S2; let me try S1.", False),
+        ("I'm done. Next I will ship C-4.", False),
+        ("Let me check the budget first.", False),
+        ("", False),
+    ],
+)
+def test_stop_statement_needs_an_explicit_stop_with_no_next_step(text: str, stop: bool) -> None:
+    assert declares_stop(text) is stop
 
 
 # ---- exploration entropy is normalised by the tools available ----------------------------------------
@@ -395,7 +469,7 @@ def test_declared_stop_is_abandon_at_once() -> None:
 
 def test_two_tools_fifty_fifty_with_ten_available_is_collapse() -> None:
     s = prefixed()
-    start = collapse(s, 100, tools=("ship_order", "place_order"))
+    start = collapse(s, 100, tools=("write_note", "get_quote"))
     crash = s.run().crash
     assert crash is not None and crash.crash_type == "exploration_collapse"
     assert crash.evidence["entropy_norm"] == pytest.approx(math.log(2) / math.log(10), abs=1e-3)
@@ -405,24 +479,32 @@ def test_two_tools_fifty_fifty_with_ten_available_is_collapse() -> None:
 @pytest.mark.parametrize("n_tools", [2, 3])
 def test_two_tools_fifty_fifty_with_few_available_is_not_collapse(n_tools: int) -> None:
     s = Stream(n_tools=n_tools)
-    collapse(s, 300, tools=("ship_order", "place_order"))
+    collapse(s, 300, tools=("write_note", "get_quote"))
     assert signals_of(s.run(), "exploration_collapse") == []
 
 
-def test_collapse_needs_pending_work() -> None:
+def test_narrow_but_productive_is_not_collapse() -> None:
+    """Shipping a backlog through ship and check_orders (or ordering through one tool) moves the business."""
+    for tools in (("ship_order", "check_orders", "ship_order"), ("place_order",)):
+        s = prefixed()
+        collapse(s, 300, tools=tools, progress=True)
+        assert signals_of(s.run("strict"), "exploration_collapse") == []
+
+
+def test_collapse_needs_a_productive_action_available() -> None:
     s = Stream()
     for i in range(300):
-        s.add("ship_order", f"ship_order({i})", mutated=True, pending=False)
+        s.add("write_note", f"write_note({i})", actionable=False)
     assert s.run("strict").signals == ()
 
 
 def _collapse_then_idle_world(detect_offset: int | None) -> tuple[Stream, int]:
-    """A healthy prefix, then one tool for 120 steps; work stops being pending `detect_offset` steps in."""
+    """A healthy prefix, then one tool for 120 steps; nothing productive is left `detect_offset` steps in."""
     s = prefixed()
     start = s.next_step
     for i in range(120):
-        pending = detect_offset is None or i <= detect_offset
-        s.add("place_order", f"place_order(q={i})", mutated=True, spend=100, pending=pending)
+        actionable = detect_offset is None or i <= detect_offset
+        s.add("write_note", f"write_note(q={i})", actionable=actionable)
     return s, start
 
 
@@ -438,17 +520,16 @@ def test_collapse_persists_when_work_runs_out() -> None:
     assert crash.evidence["confirmation"] == "persisted"
 
 
-def test_collapse_onset_reaches_back_before_the_window() -> None:
-    """One tool from `start` on while nothing is pending; the candidate opens only once work is pending again,
-    and is dated at the start of the one-tool run, more than a window before detection."""
+def test_collapse_is_dated_at_its_first_actionable_step() -> None:
+    """One tool from `start` on, with nothing productive to do for the first 60 steps: those steps are not
+    evidence, so the collapse starts when work can be done again."""
     s = prefixed()
     start = s.next_step
     for i in range(150):
-        s.add("place_order", f"place_order(q={i})", mutated=True, spend=100, pending=i >= 60)
+        s.add("write_note", f"write_note(q={i})", actionable=i >= 60)
     crash = s.run().crash
     assert crash is not None and crash.crash_type == "exploration_collapse"
-    assert crash.onset_step == start
-    assert crash.detected_step - crash.onset_step > PRESETS["moderate"].collapse_window
+    assert crash.onset_step == start + 60
 
 
 # ---- slow divergence ----------------------------------------------------------------------------------
@@ -468,23 +549,23 @@ def _rising_errors(s: Stream, steps: int, first: float = 0.0, slope: float = 0.0
 def test_divergence_is_dated_at_the_rise_not_at_the_ewma_crossing() -> None:
     s = prefixed()
     start, above = _rising_errors(s, 300)
-    crash = s.run().crash
-    assert crash is not None and crash.crash_type == "slow_divergence"
-    assert start <= crash.onset_step <= above
-    assert crash.onset_step < crash.evidence["crossed_step"]
+    signal = s.run().incoherence
+    assert signal is not None and signal.crash_type == "slow_divergence"
+    assert start <= signal.onset_step <= above
+    assert signal.onset_step < signal.evidence["crossed_step"]
 
 
 def test_divergence_onset_does_not_reach_back_past_a_calibrated_spell() -> None:
     """An isolated large error, a few calibrated beliefs (enough to bring the EWMA back below the reference, too
     few to cancel the spike in the error sum), then a jump and a rise: the onset is at the jump, not the spike."""
     s = prefixed()
-    spike = s.add("check_budget", "check_budget(spike)", be=0.95, pending=False)
+    spike = s.add("check_budget", "check_budget(spike)", be=0.95, actionable=False)
     for i in range(4):
-        s.add("check_budget", f"check_budget(calibrated {i})", be=0.0, pending=False)
+        s.add("check_budget", f"check_budget(calibrated {i})", be=0.0, actionable=False)
     start, above = _rising_errors(s, 300, first=0.2)
-    crash = s.run().crash
-    assert crash is not None and crash.crash_type == "slow_divergence"
-    assert spike < start <= crash.onset_step <= above
+    signal = s.run().incoherence
+    assert signal is not None and signal.crash_type == "slow_divergence"
+    assert spike < start <= signal.onset_step <= above
 
 
 def test_high_but_falling_belief_error_is_not_divergence() -> None:
@@ -499,7 +580,7 @@ def test_high_but_falling_belief_error_is_not_divergence() -> None:
 
 @pytest.mark.parametrize(
     ("inject", "n", "crash_type"),
-    [(loop, 12, "looping"), (invalid, 12, "invalid_burst"), (overspend, 5, "budget_denial")],
+    [(loop, 12, "looping"), (invalid, 16, "invalid_burst"), (overspend, 5, "budget_denial")],
 )
 def test_short_burst_that_recovers_is_soft_and_no_crash(
     inject: Callable[[Stream, int], int], n: int, crash_type: str
@@ -520,7 +601,7 @@ def test_recurrence_after_recovery_is_hard_and_dated_at_its_own_onset() -> None:
     second = loop(s, 12)
     s.healthy(200, random.Random(2))
     detector = s.run()
-    soft, hard = detector.signals
+    soft, hard = detector.signals[:2]
     assert soft.severity == "soft" and hard.severity == "hard"
     assert detector.crash is hard
     assert hard.onset_step == second
@@ -545,7 +626,7 @@ def test_observe_keeps_recording_after_crash() -> None:
     detector = s.run()
     assert detector.crash is not None
     later = [sig for sig in detector.signals if sig.resolved_step > detector.crash.resolved_step]
-    assert later and all(sig.crash_type in CRASH_TYPES for sig in later)
+    assert later and all(sig.crash_type in SIGNAL_TYPES for sig in later)
     assert detector.crash is detector.signals[0]
 
 
@@ -561,16 +642,14 @@ def test_confirm_steps_zero_is_hard_at_detection() -> None:
 
 @pytest.mark.parametrize("name", sorted(PATTERNS))
 def test_strict_fires_earlier_than_lenient(name: str) -> None:
-    inject, crash_type, _ = PATTERNS[name]
-    if name == "collapse":  # lenient needs entropy < 0.25: use one tool
-        inject = collapse
+    inject, endpoint, crash_type, _ = PATTERNS[name]
     resolved = {}
     for preset in ("strict", "moderate", "lenient"):
         s = prefixed()
         inject(s, 300)
-        crash = s.run(preset).crash
-        assert crash is not None and crash.crash_type == crash_type, (name, preset)
-        resolved[preset] = crash.resolved_step
+        signal = first_signal(s.run(preset), endpoint)
+        assert signal is not None and signal.crash_type == crash_type, (name, preset)
+        resolved[preset] = signal.resolved_step
     assert resolved["strict"] < resolved["moderate"] < resolved["lenient"]
 
 
@@ -586,6 +665,8 @@ def test_thresholds_for_overrides_and_errors() -> None:
         thresholds_for("moderate", {"invalid_share": 1.5})
     with pytest.raises(ValidationError, match="budget_min_events"):
         thresholds_for("moderate", {"budget_min_events": 30})
+    with pytest.raises(ValidationError, match="confirm_steps"):
+        thresholds_for("moderate", {"confirm_steps": 25})
     with pytest.raises(ValidationError):
         DetectorThresholds(unknown_field=1)  # type: ignore[call-arg]
 
@@ -601,13 +682,12 @@ fact_rows = st.tuples(
     st.sampled_from(["check_orders", "wait", "place_order", "ship_order", NO_TOOL, "<unknown>"]),
     st.integers(0, 2),  # key variant
     st.booleans(),  # valid
-    st.booleans(),  # mutated
-    st.integers(0, 1),  # digest variant
+    st.booleans(),  # progress
     st.sampled_from([0, 100, 10 * CASH]),  # spend
     st.sampled_from([None, 0.1, 0.9]),  # predicted success
     st.sampled_from([None, CASH, 5 * CASH]),  # predicted cash
     st.sampled_from([None, 0.0, 0.9]),  # belief error
-    st.booleans(),  # pending
+    st.booleans(),  # actionable
     st.integers(0, 50).map(lambda i: i == 0),  # declared stop, rarely
 )
 
@@ -616,33 +696,35 @@ fact_rows = st.tuples(
 @given(st.lists(fact_rows, min_size=1, max_size=400), st.sampled_from(sorted(PRESETS)))
 def test_signal_invariants_on_arbitrary_streams(rows: list[tuple], preset: str) -> None:
     s = Stream()
-    for tool, k, valid, mutated, d, spend, ps, pcash, be, pending, stop in rows:
+    for tool, k, valid, progress, spend, ps, pcash, be, actionable, stop in rows:
         s.add(
             tool,
             f"{tool}({k})",
             valid=valid,
             error_kind=None if valid else "malformed",
-            mutated=mutated and valid,
-            digest=f"d{d}",
+            progress=progress,
             spend=spend,
             ps=ps,
             pcash=pcash,
             be=be,
-            pending=pending,
+            actionable=actionable,
             stop=stop,
         )
     a, b = s.run(preset), s.run(preset)
     assert a.signals == b.signals  # deterministic
     for sig in a.signals:
-        assert sig.crash_type in CRASH_TYPES and sig.severity in ("soft", "hard", "abandon")
+        assert sig.crash_type in SIGNAL_TYPES and sig.severity in ("soft", "hard")
+        assert sig.endpoint == (INCOHERENCE if sig.crash_type in ("decoupling", "slow_divergence") else CRASH)
         assert 1 <= sig.onset_step <= sig.detected_step <= sig.resolved_step <= len(rows)
         assert CrashSignal.from_dict(json.loads(json.dumps(sig.to_dict()))) == sig
-    first_hard = next((sig for sig in a.signals if sig.severity != "soft"), None)
-    assert a.crash is first_hard
+    assert a.crash is next((sig for sig in a.signals if sig.severity == "hard" and sig.endpoint == CRASH), None)
+    assert a.incoherence is next(
+        (sig for sig in a.signals if sig.severity == "hard" and sig.endpoint == INCOHERENCE), None
+    )
 
 
 def test_observe_is_cheap() -> None:
-    """The simulation targets >= 20,000 steps/s; the detector measures ~3-4 us/step (bound here: 50 us)."""
+    """The detector measures a few us/step (bound here: 50 us)."""
     s = Stream()
     s.healthy(20_000, random.Random(5), invalid_rate=0.03)
     detector = CrashDetector(PRESETS["moderate"], 10)
@@ -650,3 +732,23 @@ def test_observe_is_cheap() -> None:
     for f in s.facts:
         detector.observe(f)
     assert time.perf_counter() - start < 1.0
+
+
+def test_a_breakdown_that_lasts_until_the_business_fails_is_confirmed_then() -> None:
+    """A stall whose candidate is still open when the business dies is HARD at the failure (it persisted as
+    long as the world allowed); one that had recovered is not revived."""
+    s = prefixed()
+    start = stall(s, 34)  # detected at the 30th step, 4 steps before the end
+    detector = s.run()
+    assert detector.crash is None
+    (signal,) = detector.business_failed(s.next_step - 1)
+    assert (signal.crash_type, signal.severity, signal.onset_step) == ("stall", "hard", start)
+    assert signal.evidence["confirmation"] == "until_business_failure"
+    assert detector.crash is signal
+
+    s = prefixed()
+    stall(s, 34)
+    s.add("ship_order", "ship_order(late)", progress=True)  # progress: the run broke before the failure
+    detector = s.run()
+    assert detector.business_failed(s.next_step - 1) == []
+    assert detector.crash is None

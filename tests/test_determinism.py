@@ -41,7 +41,8 @@ def test_same_seed_same_rollout(policy: dict[str, Any], level: int, p_shock: flo
     b = run_policy(c, 123, **policy)
     assert len(a.state_hashes) >= 50
     assert a.state_hashes == b.state_hashes
-    assert a.episode.trace.columns() == b.episode.trace.columns()
+    # as JSON: NaN (a PE series with nothing resolved yet) is written alike, where NaN != NaN
+    assert json.dumps(a.episode.trace.columns()) == json.dumps(b.episode.trace.columns())
     assert a.episode.trace.signals == b.episode.trace.signals
     assert json.dumps(a.summary, sort_keys=True) == json.dumps(b.summary, sort_keys=True)
     assert a.episode.state.dump() == b.episode.state.dump()
@@ -70,8 +71,7 @@ def test_policy_seed_only_moves_the_policy() -> None:
     b = run_policy(c, 7, "random", policy_seed=2)
     assert a.state_hashes != b.state_hashes
     assert a.episode.state.catalogue == b.episode.state.catalogue
-    common = min(len(a.state_hashes), len(b.state_hashes))
-    assert a.episode.trace.column("shock")[:common] == b.episode.trace.column("shock")[:common]
+    assert a.episode.schedule.listing() == b.episode.schedule.listing()
 
 
 SCRIPT = """

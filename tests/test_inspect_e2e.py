@@ -42,7 +42,7 @@ from vendomini_eval.tasks.phase5 import phase5
 
 ROOT = Path(__file__).resolve().parent.parent
 MOCK = "mockllm/model"
-SCORERS = ("survival", "crash_type", "business", "prediction_errors")
+SCORERS = ("survival", "incoherence", "crash_type", "business", "prediction_errors")
 
 
 # ----- helpers ------------------------------------------------------------------------------------------------

@@ -116,11 +116,13 @@ def test_observation_is_validated_by_the_tracker() -> None:
 
 
 def reference_ewma(xs: np.ndarray, window: int) -> np.ndarray:
+    """EWMA over the steps that have a value (NaN: missing, the EWMA holds), started at the first value."""
     alpha = 2.0 / (window + 1.0)
     out = np.empty_like(xs)
-    e = 0.0
+    e = math.nan
     for t, x in enumerate(xs):
-        e = (1 - alpha) * e + alpha * x
+        if not math.isnan(x):
+            e = x if math.isnan(e) else (1 - alpha) * e + alpha * x
         out[t] = e
     return out
 
@@ -168,35 +170,53 @@ def test_ewma_matches_reference(values: list[float], seed: int) -> None:
 
     for name in (*PE_TYPES, "combined"):
         xs = np.array(
-            [np.mean([o.value for o in step_obs if name in ("combined", o.pe_type)] or [0.0]) for step_obs in per_step]
-        )
+            [np.mean([o.value for o in step_obs if name in ("combined", o.pe_type)] or [math.nan])
+             for step_obs in per_step]
+        )  # fmt: skip
         np.testing.assert_allclose(column(records, f"pe_{name}"), xs, atol=1e-12)
         for scale, window in zip(("fast", "medium", "slow"), PEConfig().ewma_windows, strict=True):
             got = column(records, f"pe_{name}_ewma_{scale}")
             np.testing.assert_allclose(got, reference_ewma(xs, window), atol=1e-9)
-            assert np.all((got >= 0.0) & (got <= 1.0))
+            seen = got[~np.isnan(got)]
+            assert np.all((seen >= 0.0) & (seen <= 1.0))
         # The slow EWMA is a positive unit-mass smoothing of the fast one: never more total variation.
-        tv = {s: np.abs(np.diff(column(records, f"pe_{name}_ewma_{s}"), prepend=0.0)).sum() for s in ("fast", "slow")}
+        tv = {s: np.abs(np.diff(np.nan_to_num(column(records, f"pe_{name}_ewma_{s}")))).sum() for s in ("fast", "slow")}
         assert tv["slow"] <= tv["fast"] + 1e-9
     assert column(records, "pe_combined_cum")[-1] == pytest.approx(sum(values))
     assert column(records, "pe_n").sum() == len(values)
 
 
-def test_empty_steps_decay_and_counts_distinguish_accuracy() -> None:
+def test_missing_predictions_are_missing_not_zero() -> None:
     tracker = PETracker(PEConfig(ewma_windows=(1, 3, 9)))
     r0 = tracker.update(0, [obs(0, "temporal", 0.8)]).as_dict()
     assert r0["pe_temporal"] == 0.8
-    assert r0["pe_temporal_ewma_fast"] == 0.8  # window 1: alpha 1
-    assert r0["pe_temporal_ewma_medium"] == pytest.approx(0.4)
+    assert r0["pe_temporal_ewma_fast"] == r0["pe_temporal_ewma_medium"] == 0.8  # the first PE starts the EWMAs
+    assert math.isnan(r0["pe_cost"]) and math.isnan(r0["pe_cost_ewma_slow"])  # no cost PE yet: no value at all
     r1 = tracker.update(1, []).as_dict()
-    assert r1["pe_temporal"] == 0.0 and r1["pe_n"] == 0 and r1["pe_temporal_n"] == 0
-    assert r1["pe_temporal_ewma_fast"] == 0.0
-    assert r1["pe_temporal_ewma_medium"] == pytest.approx(0.2)
+    assert math.isnan(r1["pe_temporal"]) and r1["pe_n"] == 0 and r1["pe_temporal_n"] == 0
+    assert r1["pe_temporal_ewma_fast"] == r1["pe_temporal_ewma_medium"] == 0.8  # silence holds, never decays
     assert r1["pe_temporal_cum"] == 0.8
-    # An accurate prediction gives the same value as none, but a different count.
     r2 = tracker.update(2, [obs(2, "temporal", 0.0)]).as_dict()
     assert r2["pe_temporal"] == 0.0 and r2["pe_temporal_n"] == 1 and r2["pe_n"] == 1
+    assert r2["pe_temporal_ewma_medium"] == pytest.approx(0.4)  # only an accurate prediction lowers it
     assert tracker.summary()["temporal"]["count"] == 2
+    assert tracker.summary()["cost"]["ewma_fast"] is None
+
+
+def test_silence_cannot_lower_the_pe_level() -> None:
+    """After 50 poor predictions, an agent that stops predicting keeps its PE level; one whose predictions
+    become accurate lowers it. Under decay both would have fallen alike (silence read as accuracy)."""
+    silent, accurate = PETracker(PEConfig()), PETracker(PEConfig())
+    for t in range(250):
+        poor = [obs(t, "temporal", 0.6)]
+        a = silent.update(t, poor if t < 50 else []).as_dict()
+        b = accurate.update(t, poor if t < 50 else [obs(t, "temporal", 0.0)]).as_dict()
+        if t == 49:
+            level = a["pe_temporal_ewma_slow"]
+    for scale in ("fast", "medium", "slow"):
+        assert a[f"pe_temporal_ewma_{scale}"] == pytest.approx(0.6)
+        assert b[f"pe_temporal_ewma_{scale}"] < 0.6
+    assert a["pe_temporal_ewma_slow"] == level
 
 
 def test_step_mean_per_type_and_combined() -> None:
@@ -214,9 +234,9 @@ def test_step_mean_per_type_and_combined() -> None:
         "sum": pytest.approx(0.6),
         "count": 2,
         "mean": pytest.approx(0.3),
-        "ewma_fast": pytest.approx(0.3 * 2 / 11),
-        "ewma_medium": pytest.approx(0.3 * 2 / 101),
-        "ewma_slow": pytest.approx(0.3 * 2 / 501),
+        "ewma_fast": pytest.approx(0.3),
+        "ewma_medium": pytest.approx(0.3),
+        "ewma_slow": pytest.approx(0.3),
     }
     assert summary["temporal"]["mean"] is None
 

@@ -13,6 +13,9 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from inspect_ai import Task
+from inspect_ai import eval as inspect_eval
+from inspect_ai.dataset import MemoryDataset, Sample
 from inspect_ai.model import (
     ChatMessage,
     ChatMessageAssistant,
@@ -28,10 +31,12 @@ from inspect_ai.tool import ToolCall, ToolCallError
 import vendomini_eval.provider as provider
 from vendomini_eval.condition import Condition
 from vendomini_eval.episode import AgentAction, Episode
-from vendomini_eval.policies import FAULTS, PolicyContext, make_policy
+from vendomini_eval.policies import FAULTS, POLICIES, PolicyContext, make_policy
 from vendomini_eval.policies.base import FACTS_MARKER
+from vendomini_eval.policies.behaviours import CHAT_BY_TOOL
 from vendomini_eval.policies.faults import FaultyHeuristic
 from vendomini_eval.provider import VendoMiniPolicyAPI, policy_seed
+from vendomini_eval.solvers import vendomini_agent
 from vendomini_eval.world.tools import TOOL_SPECS
 
 STEPS = 50
@@ -281,11 +286,49 @@ def test_non_json_tool_error_is_read_as_a_rejected_call() -> None:
         asyncio.run(api_generate(model)([*prompt(c), first, bad_result]))
 
 
+# ----- behaviours ------------------------------------------------------------------------------------------------
+def test_a_policy_reply_text_is_the_message_content() -> None:
+    output = asyncio.run(api("chatter").generate(prompt(condition()), [], "auto", GenerateConfig()))
+    (call,) = output.message.tool_calls
+    assert call.function == "check_catalogue"
+    assert output.message.text == CHAT_BY_TOOL["check_catalogue"]
+    heuristic = asyncio.run(api().generate(prompt(condition()), [], "auto", GenerateConfig()))
+    assert heuristic.message.text == ""
+    assert output.usage is not None and heuristic.usage is not None
+    assert output.usage.output_tokens > heuristic.usage.output_tokens
+
+
+def test_a_behaviour_runs_through_inspect(tmp_path: Any) -> None:
+    """`vendomini/chatter` in the real solver: its text-only replies reach the Episode as replies without a tool
+    call, its other replies carry text, and the run is the one the policy makes when driven directly."""
+    c, seed = Condition(max_steps=60, p_shock=0.2, continue_after_crash=60), 11
+    sample = Sample(id="one", input="Run it.", metadata={"condition": c.model_dump(), "seed": seed})
+    task = Task(dataset=MemoryDataset([sample]), solver=vendomini_agent())
+    (log,) = inspect_eval(task, model="vendomini/chatter", log_dir=str(tmp_path), display="none")
+    assert log.status == "success" and log.samples is not None
+    (done,) = log.samples
+    stored = {key.split(":", 1)[1]: value for key, value in done.store.items() if key.startswith("EpisodeRecord:")}
+    columns = stored["trace"]["columns"]
+    assert stored["summary"]["steps"] == 60
+    assert 3 <= columns["error_kind"].count("no_tool_call") <= 10  # about one reply in ten
+    replies = [m for m in done.messages if isinstance(m, ChatMessageAssistant)]
+    assert replies and all(m.text for m in replies)
+    system, user = done.messages[0].text, done.messages[1].text
+    policy = make_policy("chatter", PolicyContext.for_condition(c), policy_seed(0, system, user))
+    episode, observation = Episode(c, seed), None
+    while not episode.done:
+        observation = episode.step(*policy.act(observation)).observation()
+    assert episode.trace.column("state_hash") == columns["state_hash"]
+
+
 # ----- arguments, prompts, tokens -----------------------------------------------------------------------------
 @pytest.mark.parametrize(
     ("name", "model_args", "match"),
     [
-        ("foo", {}, "unknown policy 'foo'; choose one of heuristic, random"),
+        ("foo", {}, "unknown policy 'foo'; choose one of heuristic, .*open_loop, alternating_reads, plan_only"),
+        ("plan_only", {}, "behaviour 'plan_only' needs an onset step"),
+        ("chatter", {"onset": 5}, "behaviour 'chatter' takes no onset"),
+        ("chatter", {"fault": "looping", "onset": 5}, "heuristic policy only"),
         ("heuristic", {"fault": "bogus", "onset": 5}, f"unknown fault 'bogus'; choose one of {', '.join(FAULTS)}"),
         ("heuristic", {"onset": 5}, "onset is given without a fault"),
         ("heuristic", {"fault": "looping"}, "needs an onset"),
@@ -304,6 +347,16 @@ def test_bad_model_args_are_clear_errors(name: str, model_args: dict[str, Any], 
 def test_cli_style_string_args_are_accepted() -> None:
     model = api(fault="stall", onset="3", seed="9")
     assert (model.fault, model.onset, model.seed) == ("stall", 3, 9)
+    model = api("plan_only", onset="50")
+    assert (model.policy_name, model.fault, model.onset) == ("plan_only", None, 50)
+
+
+def test_the_usage_error_lists_every_policy_and_the_behaviour_onsets() -> None:
+    with pytest.raises(ValueError) as error:
+        api("foo")
+    message = str(error.value)
+    assert all(f"{name}" in message for name in POLICIES)
+    assert "(alternating_reads, plan_only, only_wait, malformed_burst)" in message
 
 
 def test_a_prompt_without_facts_is_refused() -> None:

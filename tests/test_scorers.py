@@ -28,6 +28,7 @@ from vendomini_eval.scorers import (
     BUSINESS_KEYS,
     CRASH_TYPE_LABELS,
     HEADLINE_METRIC,
+    INCOHERENCE_KEYS,
     NO_EPISODE_REASON,
     PE_KEYS,
     SURVIVAL_KEYS,
@@ -35,8 +36,11 @@ from vendomini_eval.scorers import (
     crash_rate,
     crash_type,
     crash_type_share,
+    incoherence,
+    incoherence_rate,
     kaplan_meier,
     km_median,
+    km_median_incoherence,
     km_median_survival,
     prediction_errors,
     survival,
@@ -62,6 +66,7 @@ def make_summary(
     *,
     steps: int,
     crash: dict[str, Any] | None = None,
+    incoherence: dict[str, Any] | None = None,
     terminated: str | None = None,
     truncated: bool = False,
     net_worth: float = 1000.0,
@@ -71,6 +76,8 @@ def make_summary(
     brier_mean: float | None = 0.04,
     brier_count: int = 5,
     surprises: int = 2,
+    predictions_made: int = 40,
+    actions_without_card: int = 3,
 ) -> dict[str, Any]:
     """A dict shaped like Episode.summary() (the contract test below checks the shape on a real run)."""
     pe = {
@@ -93,6 +100,10 @@ def make_summary(
         "time_to_crash": crash["onset_step"] if crash else steps,
         "censored": crash is None,
         "crash": crash,
+        "incoherent": incoherence is not None,
+        "incoherence_type": incoherence["crash_type"] if incoherence else None,
+        "time_to_incoherence": incoherence["onset_step"] if incoherence else steps,
+        "incoherence": incoherence,
         "terminated": terminated,
         "truncated": truncated,
         "net_worth": net_worth,
@@ -110,19 +121,32 @@ def make_summary(
             "units_sold": 0,
         },
         "shocks": 0,
+        "shocks_void": 0,
         "pe": pe,
         "unresolved_predictions": 0,
-        "signals": 1 if crash else 0,
+        "predictions_made": predictions_made,
+        "actions_without_card": actions_without_card,
+        "signals": (crash is not None) + (incoherence is not None),
     }
 
 
 LOOPING = {
     "crash_type": "looping",
+    "endpoint": "crash",
     "onset_step": 40,
     "detected_step": 49,
     "resolved_step": 59,
     "severity": "hard",
     "evidence": {"period": 1},
+}
+DECOUPLING = {
+    "crash_type": "decoupling",
+    "endpoint": "incoherence",
+    "onset_step": 120,
+    "detected_step": 124,
+    "resolved_step": 134,
+    "severity": "hard",
+    "evidence": {"stated_success": 0.1},
 }
 
 
@@ -144,7 +168,9 @@ RECORDS: dict[str, dict[str, Any]] = {
     },
     "censored": {
         "outcome": "censored",
-        "summary": make_summary(steps=500, truncated=True, net_worth=1500.25, cash=800.5, shipped=40, failed=2),
+        "summary": make_summary(
+            steps=500, incoherence=DECOUPLING, truncated=True, net_worth=1500.25, cash=800.5, shipped=40, failed=2
+        ),
     },
     "terminated": {
         "outcome": "terminated",
@@ -154,7 +180,9 @@ RECORDS: dict[str, dict[str, Any]] = {
     "limit": {
         "outcome": "limit",
         "limit": "message",
-        "summary": make_summary(steps=30, brier_mean=None, brier_count=0, surprises=0),
+        "summary": make_summary(
+            steps=30, brier_mean=None, brier_count=0, surprises=0, predictions_made=0, actions_without_card=30
+        ),
     },
     "no_summary": {"outcome": "error", "limit": "provider error: 503"},
 }
@@ -249,6 +277,18 @@ def test_survival_metrics_need_dict_values() -> None:
         crash_rate()([SampleScore(score=Score(value=1.0))])
 
 
+def test_incoherence_metrics_read_their_own_keys() -> None:
+    scores = [
+        SampleScore(score=Score(value={"time_to_incoherence": t, "incoherent": e}), sample_id=i)
+        for i, (t, e) in enumerate([(5, 1), (10, 1), (15, 0), (20, 1)])
+    ]
+    assert incoherence_rate()(scores) == 0.75
+    assert km_median_incoherence()(scores) == 10.0  # S(5) = 3/4, S(10) = 1/2
+    assert math.isnan(incoherence_rate()([]))
+    with pytest.raises(KeyError):
+        incoherence_rate()(survival_scores([(5, 1)]))  # a survival value is not an incoherence value
+
+
 def test_crash_type_share() -> None:
     values = ["looping", "none", "none", "stall"]
     shares = crash_type_share()([SampleScore(score=Score(value=v), sample_id=i) for i, v in enumerate(values)])
@@ -290,6 +330,30 @@ def test_crash_type_values(case: str, expected: str) -> None:
     assert run_scorer(crash_type(), case).value == expected
 
 
+@pytest.mark.parametrize(
+    ("case", "expected"),
+    [
+        ("crashed", {"time_to_incoherence": 59, "incoherent": 0}),  # censored where the crash ended the run
+        ("censored", {"time_to_incoherence": 120, "incoherent": 1}),  # incoherent, and the run went on
+        ("terminated", {"time_to_incoherence": 87, "incoherent": 0}),
+        ("limit", {"time_to_incoherence": 30, "incoherent": 0}),
+    ],
+)
+def test_incoherence_values(case: str, expected: dict[str, int]) -> None:
+    score = run_scorer(incoherence(), case)
+    assert score.value == expected
+    assert tuple(score.as_dict()) == INCOHERENCE_KEYS
+
+
+def test_incoherence_explanations() -> None:
+    incoherent = run_scorer(incoherence(), "censored")
+    assert "Incoherent (decoupling) with onset at step 120, detected at 124" in (incoherent.explanation or "")
+    assert incoherent.metadata == {"incoherence_type": "decoupling"}
+    assert "No incoherence: censored at step 59; outcome crashed" in (
+        run_scorer(incoherence(), "crashed").explanation or ""
+    )
+
+
 def business_value(net_worth: float, cash: float, shipped: int, failed: int, business_failed: int) -> dict:
     return {
         "net_worth": net_worth,
@@ -318,26 +382,29 @@ def test_business_explanation_names_the_failure() -> None:
     assert "business failed (bankrupt)" in (run_scorer(business(), "terminated").explanation or "")
 
 
-def expected_pe(ewma: tuple[float, float, float], brier_mean: float, brier_count: int, surprises: int) -> dict:
+def expected_pe(
+    ewma: tuple[float, float, float], brier_mean: float, brier_count: int, surprises: int, cards: tuple[int, int]
+) -> dict:
     totals = {"temporal": (0.5, 2), "quantity": (0.0, 0), "cost": (0.3, 3), "causal": (1.0, 5), "combined": (1.8, 10)}
     values: dict[str, float | int] = {}
     for series, (total, count) in totals.items():
         values |= {f"pe_{series}_sum": total, f"pe_{series}_count": count}
         values[f"pe_{series}_mean"] = total / count if count else math.nan
     values |= dict(zip(("pe_ewma_fast", "pe_ewma_medium", "pe_ewma_slow"), ewma, strict=True))
-    return values | {"pe_surprises": surprises, "brier_mean": brier_mean, "brier_count": brier_count}
+    values |= {"pe_surprises": surprises, "brier_mean": brier_mean, "brier_count": brier_count}
+    return values | dict(zip(("predictions_made", "actions_without_card"), cards, strict=True))
 
 
 @pytest.mark.parametrize(
     ("case", "expected"),
     [
         # crashed: the EWMAs of the trace row at the onset step 40, not of the last step 59
-        ("crashed", expected_pe((0.040, 0.020, 0.010), 0.04, 5, 2)),
+        ("crashed", expected_pe((0.040, 0.020, 0.010), 0.04, 5, 2, (40, 3))),
         # censored without a trace: time_to_crash is the last step, whose EWMAs the summary holds
-        ("censored", expected_pe((0.2, 0.1, 0.05), 0.04, 5, 2)),
-        ("terminated", expected_pe((0.087, 0.0435, 0.02175), 0.04, 5, 2)),
-        # no probability stated: brier_mean NaN
-        ("limit", expected_pe((0.2, 0.1, 0.05), math.nan, 0, 0)),
+        ("censored", expected_pe((0.2, 0.1, 0.05), 0.04, 5, 2, (40, 3))),
+        ("terminated", expected_pe((0.087, 0.0435, 0.02175), 0.04, 5, 2, (40, 3))),
+        # no probability stated: brier_mean NaN; no card at all
+        ("limit", expected_pe((0.2, 0.1, 0.05), math.nan, 0, 0, (0, 30))),
     ],
 )
 def test_prediction_error_values(case: str, expected: dict[str, float]) -> None:
@@ -360,6 +427,9 @@ def test_prediction_errors_crash_without_trace_has_no_ewma_at_crash() -> None:
 def test_prediction_errors_explanation() -> None:
     assert "no confidence stated" in (run_scorer(prediction_errors(), "limit").explanation or "")
     assert "Brier 0.040" in (run_scorer(prediction_errors(), "crashed").explanation or "")
+    assert "0 prediction fields stated, 30 actions without a card" in (
+        run_scorer(prediction_errors(), "limit").explanation or ""
+    )
 
 
 @pytest.mark.parametrize("scorer", vendomini_scorers(), ids=lambda s: s.__qualname__.split(".")[0])
@@ -373,7 +443,7 @@ def test_no_summary_is_unscored(scorer: Scorer) -> None:
 
 def test_vendomini_scorers() -> None:
     names = [s.__qualname__.split(".")[0] for s in vendomini_scorers()]
-    assert names == ["survival", "crash_type", "business", "prediction_errors"]
+    assert names == ["survival", "crash_type", "incoherence", "business", "prediction_errors"]
 
 
 # ----- the contract with the core -------------------------------------------------------------------------
@@ -393,11 +463,16 @@ def test_hand_built_summary_matches_a_real_episode() -> None:
     state = task_state(record)
     surv = asyncio.run(survival()(state, Target(""))).as_dict()
     assert surv["crashed"] == 1 and surv["time_to_crash"] == real["crash"]["onset_step"] == 40
+    incoherent = asyncio.run(incoherence()(state, Target(""))).as_dict()
+    assert incoherent["incoherent"] == int(real["incoherent"])
+    assert incoherent["time_to_incoherence"] == real["time_to_incoherence"]
+    assert real["crash"]["endpoint"] == "crash"
     pe = asyncio.run(prediction_errors()(state, Target(""))).as_dict()
     row = trace["columns"]["step"].index(40)
     assert pe["pe_ewma_fast"] == trace["columns"]["pe_combined_ewma_fast"][row]
     assert pe["pe_combined_count"] == real["pe"]["combined"]["count"]
     assert pe["brier_count"] == real["pe"]["brier_count"] > 0
+    assert pe["predictions_made"] == real["predictions_made"] > 0
 
 
 # ----- end to end through Inspect -------------------------------------------------------------------------
@@ -443,6 +518,13 @@ def test_end_to_end_results(tmp_path: Any) -> None:
     shares = scores[("crash_type", "crash_type")].metrics
     assert shares["looping"].value == 0.25 and shares["none"].value == 0.75
     assert shares["stall"].value == 0.0
+
+    incoherent = scores[("incoherence", "incoherence")]
+    assert incoherent.reducer is None and incoherent.metrics["incoherence_rate"].value == 0.25
+    # the one incoherent run (120) outlasts every other run (censored at 30, 59, 87): S(120) = 0
+    assert incoherent.metrics["km_median_incoherence"].value == 120.0
+    tti = scores[("incoherence", "time_to_incoherence")]
+    assert tti.metrics["mean"].value == pytest.approx((59 + 120 + 87 + 30) / 4)
 
     assert scores[("business", "business_failed")].metrics["mean"].value == 0.25
     brier = scores[("prediction_errors", "brier_mean")]

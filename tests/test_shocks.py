@@ -1,4 +1,5 @@
-"""Shocks: the schedule (common random numbers), what every kind does to the world, expiry, observability."""
+"""Shocks: the schedule (common random numbers), what every variant does to the world, void shocks, caps,
+expiry, observability and the revisions that notices carry."""
 
 from __future__ import annotations
 
@@ -15,16 +16,22 @@ from vendomini_eval.episode import AgentAction, Episode
 from vendomini_eval.policies import PolicyContext, make_policy
 from vendomini_eval.runner import run_policy
 from vendomini_eval.shocks import (
+    DELIVERY_SHARE,
     DOWN_TOOLS,
+    EARLY_SHARE,
     MAGNITUDES,
     PARTIAL_NOTICE_SHARE,
     SHOCK_KINDS,
     TYPE_MIXES,
+    VARIANTS,
+    AppliedShock,
     ScheduledShock,
     apply_shock,
+    shock_variant,
 )
-from vendomini_eval.world.state import Effect, Offer
-from vendomini_eval.world.world import Terms
+from vendomini_eval.world.actions import NO_ARGS, OrderArgs
+from vendomini_eval.world.state import Effect, Offer, WorldState
+from vendomini_eval.world.world import EFFECT_CAPS, Terms
 
 SEED = 5
 WAIT = AgentAction("wait", {})
@@ -64,10 +71,10 @@ def test_schedule_does_not_depend_on_fields_other_than_dose_and_mix() -> None:
 def test_schedule_is_nested_across_p_shock() -> None:
     listings = {p: schedule(11, p_shock=p, max_steps=1000).listing() for p in (0.0, 0.1, 0.3, 0.6, 1.0)}
     assert listings[0.0] == []
-    assert [step for step, _ in listings[1.0]] == list(range(1, 1001))
+    assert [step for step, _, _ in listings[1.0]] == list(range(1, 1001))
     ordered = [listings[p] for p in (0.0, 0.1, 0.3, 0.6, 1.0)]
     for low, high in itertools.pairwise(ordered):
-        assert set(low) < set(high)  # same steps with the same kinds, and strictly more of them
+        assert set(low) < set(high)  # same steps with the same kinds and variants, and strictly more of them
     n = {p: len(v) for p, v in listings.items()}
     assert 60 < n[0.1] < 140 and 240 < n[0.3] < 360 and 540 < n[0.6] < 660
 
@@ -83,12 +90,12 @@ def test_shock_draws_are_nested_too() -> None:
     ("mix", "allowed"),
     [
         ("temporal_only", {"temporal"}),
-        ("quantity_only", {"quantity"}),
+        ("quantity_only", {"short_shipment", "demand_surge"}),
         ("causal_only", {"causal", "rule"}),
     ],
 )
 def test_single_family_mixes(mix: str, allowed: set[str]) -> None:
-    kinds = {kind for _, kind in schedule(2, p_shock=1.0, max_steps=2000, pe_type_mix=mix).listing()}
+    kinds = {kind for _, kind, _ in schedule(2, p_shock=1.0, max_steps=2000, pe_type_mix=mix).listing()}
     assert kinds == allowed
 
 
@@ -96,7 +103,7 @@ def test_single_family_mixes(mix: str, allowed: set[str]) -> None:
 def test_mix_frequencies_match_the_weights(mix: str) -> None:
     n = 20_000
     listing = schedule(2, p_shock=1.0, max_steps=n, pe_type_mix=mix).listing()
-    counts = Counter(kind for _, kind in listing)
+    counts = Counter(kind for _, kind, _ in listing)
     assert set(counts) == set(SHOCK_KINDS)
     weights = TYPE_MIXES[mix]
     assert math.isclose(sum(weights), 1.0)
@@ -105,23 +112,58 @@ def test_mix_frequencies_match_the_weights(mix: str) -> None:
 
 
 def test_realistic_mix_keeps_the_studys_shape() -> None:
-    temporal, quantity, cost, causal, rule = TYPE_MIXES["realistic"]
-    assert temporal > quantity > causal >= rule > 0
+    temporal, short_shipment, demand_surge, cost, causal, rule = TYPE_MIXES["realistic"]
+    assert temporal > short_shipment + demand_surge > causal >= rule > 0
     assert cost > 0  # cost shocks are part of the realistic mix
+    assert short_shipment > demand_surge > 0  # the windfall is the smaller part of the quantity share
+    assert all(math.isclose(sum(weights), 1.0) for weights in TYPE_MIXES.values())
+    # quantity_only keeps the realistic split between the harmful and the windfall kind.
+    assert math.isclose(TYPE_MIXES["quantity_only"][1] / TYPE_MIXES["quantity_only"][2], short_shipment / demand_surge)
+
+
+def test_variants_are_drawn_from_the_shocks_own_uniforms() -> None:
+    n = 20_000
+    listing = schedule(4, p_shock=1.0, max_steps=n, pe_type_mix="uniform").listing()
+    by_kind: dict[str, Counter[str]] = {kind: Counter() for kind in SHOCK_KINDS}
+    for _, kind, variant in listing:
+        by_kind[kind][variant] += 1
+    for kind, counts in by_kind.items():
+        assert set(counts) == set(VARIANTS[kind]), kind
+    shares = {
+        "temporal": {"delay": DELIVERY_SHARE * (1 - EARLY_SHARE), "early": DELIVERY_SHARE * EARLY_SHARE,
+                     "lead_time": 1 - DELIVERY_SHARE},
+        "causal": {"drop_sku": 0.6, "tool_down": 0.4},
+        "rule": {"min_order": 0.5, "storage_fee": 0.25, "daily_fee": 0.25},
+    }  # fmt: skip
+    for kind, expected in shares.items():
+        total = sum(by_kind[kind].values())
+        for variant, share in expected.items():
+            assert abs(by_kind[kind][variant] / total - share) < 0.03, (kind, variant)
+    # The variant is a function of the draws alone.
+    shock = schedule(4, p_shock=1.0, max_steps=10).at(3)
+    assert shock is not None
+    assert shock.variant == shock_variant(shock.kind, shock.variant_u, shock.sign_u)
+    assert shock_variant("temporal", 0.1, 0.1) == "early" and shock_variant("temporal", 0.1, 0.9) == "delay"
+    assert shock_variant("temporal", 0.9, 0.1) == "lead_time"
 
 
 def test_schedule_is_identical_across_policies() -> None:
+    """The drawn schedule is common to every policy; the trace records what took effect (the variant), which
+    can differ only where a shock found no target (void)."""
     condition = Condition(complexity_level=1, p_shock=0.3, max_steps=300)
-    heuristic = run_policy(condition, 21, "heuristic").episode
-    random = run_policy(condition, 21, "random").episode
-    fault = run_policy(condition, 21, "heuristic", fault="stall", onset=5).episode
-    columns = [ep.trace.column("shock") for ep in (heuristic, random, fault)]
-    common = min(len(c) for c in columns)
-    assert common >= 20
-    assert columns[0][:common] == columns[1][:common] == columns[2][:common]
-    assert sum(1 for k in columns[0][:common] if k) >= 3
-    expected = [(s.kind if (s := heuristic.schedule.at(step)) else None) for step in range(1, len(columns[0]) + 1)]
-    assert columns[0] == expected
+    episodes = [
+        run_policy(condition, 21, "heuristic").episode,
+        run_policy(condition, 21, "random").episode,
+        run_policy(condition, 21, "heuristic", fault="stall", onset=5).episode,
+    ]
+    assert episodes[0].schedule.listing() == episodes[1].schedule.listing() == episodes[2].schedule.listing()
+    for ep in episodes:
+        column = ep.trace.column("shock")
+        fired = [ep.schedule.at(step) for step in range(1, len(column) + 1)]
+        assert all(v is None or (s is not None and v == s.variant) for v, s in zip(column, fired, strict=True))
+        effective = sum(1 for v in column if v)
+        assert effective >= 3
+        assert effective + ep.shocks_void == sum(1 for s in fired if s is not None)
 
 
 # ----- what each shock does -------------------------------------------------------------------------------
@@ -134,10 +176,12 @@ def shock_episode(**fields: Any) -> Episode:
 
 
 def fire(ep: Episode, kind: str, *, variant: float = 0.0, target: float = 0.0, sign: float = 0.9) -> Effect | None:
-    """Apply a hand-made shock now; return the effect it added, if any."""
+    """Apply a hand-made shock now (it must find its target); return the effect it added, if any."""
     before = len(ep.state.effects)
-    apply_shock(ep.world, ScheduledShock(ep.state.step, kind, variant, target, sign, 0.0), ep.condition)
+    applied = apply_shock(ep.world, ScheduledShock(ep.state.step, kind, variant, target, sign, 0.0), ep.condition)
+    assert applied.kind == kind and not applied.void, applied
     assert ep.state.recent_shocks[-1].kind == kind
+    assert ep.state.recent_shocks[-1].description == applied.description
     return ep.state.effects[-1] if len(ep.state.effects) > before else None
 
 
@@ -212,9 +256,9 @@ def test_temporal_shock_can_bring_a_delivery_forward() -> None:
     assert ep.state.stock[offer.sku_id] == po.quantity
 
 
-def test_temporal_shock_without_inbound_lengthens_lead_times_until_it_expires() -> None:
+def test_temporal_lead_time_variant_lengthens_lead_times_until_it_expires() -> None:
     ep = shock_episode()
-    effect = fire(ep, "temporal", target=0.0)
+    effect = fire(ep, "temporal", variant=0.9, target=0.0)
     assert effect is not None and effect.kind == "lead_time"
     supplier = effect.supplier_id
     base = {o.sku_id: o for o in ep.state.catalogue.offers if o.supplier_id == supplier}
@@ -228,13 +272,13 @@ def test_temporal_shock_without_inbound_lengthens_lead_times_until_it_expires() 
     assert ep.world.effective_offer(supplier, sku_id).lead_days == offer.lead_days
 
 
-def test_quantity_shock_short_ships_and_refunds_the_missing_units() -> None:
+def test_short_shipment_short_ships_and_refunds_the_missing_units() -> None:
     ep = shock_episode()
     offer = long_lead(ep)
     quantity = max(offer.min_order, 7)
     place(ep, offer, quantity)
     po = ep.state.purchase_orders[0]
-    assert fire(ep, "quantity") is None
+    assert fire(ep, "short_shipment") is None
     delivered = math.floor(quantity * (1 - MAGNITUDES["medium"].fraction))
     assert po.delivered_quantity == delivered < quantity
     wait_until_day(ep, po.arrival_day)
@@ -244,9 +288,9 @@ def test_quantity_shock_short_ships_and_refunds_the_missing_units() -> None:
     assert ep.state.cash_cents == ep.state.rules.start_cash_cents + sum(e.amount_cents for e in ep.world.ledger)
 
 
-def test_quantity_shock_without_inbound_raises_demand_until_it_expires() -> None:
+def test_demand_surge_raises_demand_until_it_expires() -> None:
     ep, twin = shock_episode(pe_mag="high"), shock_episode(pe_mag="high")
-    effect = fire(ep, "quantity", target=0.5)
+    effect = fire(ep, "demand_surge", target=0.5)
     assert effect is not None and effect.kind == "demand"
     sku = effect.sku_id
     factor = 1 + 4 * MAGNITUDES["high"].fraction
@@ -358,20 +402,229 @@ def test_rule_shock_raises_a_fee_until_it_expires(variant: float, kind: str) -> 
 
 
 def test_shock_targets_are_resolved_deterministically_from_the_state() -> None:
-    for kind, variant in (("temporal", 0.0), ("quantity", 0.0), ("cost", 0.0), ("causal", 0.1), ("causal", 0.9),
-                          ("rule", 0.1), ("rule", 0.6), ("rule", 0.9)):  # fmt: skip
+    # Every variant, on a world with two purchase orders inbound.
+    draws = [("temporal", 0.1, 0.9), ("temporal", 0.1, 0.1), ("temporal", 0.9, 0.5), ("short_shipment", 0.0, 0.5),
+             ("demand_surge", 0.0, 0.5), ("cost", 0.0, 0.5), ("causal", 0.1, 0.5), ("causal", 0.9, 0.5),
+             ("rule", 0.1, 0.5), ("rule", 0.6, 0.5), ("rule", 0.9, 0.5)]  # fmt: skip
+    assert {shock_variant(*d) for d in draws} == {v for names in VARIANTS.values() for v in names}
+    for kind, variant, sign in draws:
         a, b = shock_episode(), shock_episode()
-        fire(a, kind, variant=variant, target=0.37)
-        fire(b, kind, variant=variant, target=0.37)
+        for e in (a, b):
+            offer = long_lead(e)
+            place(e, offer)
+            place(e, offer)
+        before = a.state.dump()
+        fire(a, kind, variant=variant, target=0.37, sign=sign)
+        fire(b, kind, variant=variant, target=0.37, sign=sign)
         assert a.state.dump() == b.state.dump(), kind
-        assert a.state.effects, kind  # with nothing inbound, every kind leaves an effect
+        assert a.state.model_dump(exclude={"recent_shocks", "pending_notices"}) != WorldState.load(before).model_dump(
+            exclude={"recent_shocks", "pending_notices"}
+        ), (kind, variant)  # every variant changes the world
+
+
+# ----- void shocks: the kind and variant never depend on the state ---------------------------------------
+
+
+def tick(ep: Episode, *shocks: ScheduledShock | None) -> tuple[list[AppliedShock], list[str]]:
+    """One step of the world as the episode runs it after the action: the shocks, the day end, then the notices
+    due, delivered with `World.deliver_notice`. Returns the applied shocks and the delivered notices' texts."""
+    world, s = ep.world, ep.state
+    s.step += 1
+    applied = [apply_shock(world, shock, ep.condition) for shock in shocks if shock is not None]
+    if s.step % s.rules.steps_per_day == 0:
+        world.end_day()
+    due = [n for n in s.pending_notices if n.deliver_step <= s.step]
+    s.pending_notices = [n for n in s.pending_notices if n.deliver_step > s.step]
+    return applied, [world.deliver_notice(n) for n in due]
+
+
+PO_VARIANTS = {"delay", "early", "short_shipment"}
+
+
+def run_world(ep: Episode, steps: int, keep_inbound: bool) -> list[AppliedShock]:
+    """Steps 1..steps of the seed's schedule on a world whose agent either keeps a purchase order inbound (orders
+    whenever nothing is on its way) or never orders."""
+    offer = long_lead(ep)
+    applied: list[AppliedShock] = []
+    while ep.state.step < steps:
+        if keep_inbound and not ep.state.purchase_orders:
+            ep.world.apply("order", OrderArgs(supplier_id=offer.supplier_id, sku_id=offer.sku_id,
+                                              quantity=offer.min_order))  # fmt: skip
+        applied += tick(ep, ep.schedule.at(ep.state.step + 1))[0]
+    return applied
+
+
+def test_kind_and_variant_do_not_depend_on_the_agents_state_and_void_shocks_are_recorded() -> None:
+    fields = dict(p_shock=0.5, steps_per_day=4, max_steps=200)
+    idle = run_world(shock_episode(**fields), 200, keep_inbound=False)
+    busy_ep = shock_episode(**fields)
+    busy = run_world(busy_ep, 200, keep_inbound=True)
+    drawn = [(kind, variant) for _, kind, variant in busy_ep.schedule.listing()]
+    assert [(a.kind, a.variant) for a in idle] == [(a.kind, a.variant) for a in busy] == drawn
+    assert len(drawn) > 60 and {v for _, v in drawn} > PO_VARIANTS
+    # Nothing is ever inbound for the idle agent: exactly its purchase-order shocks are void.
+    assert [a.void for a in idle] == [a.variant in PO_VARIANTS for a in idle]
+    assert all(a.description.startswith("void") for a in idle if a.void)
+    # The busy agent gives most of them a target; the rest of the schedule never depends on one.
+    assert sum(a.void for a in busy) < sum(a.void for a in idle) / 2
+    assert not any(a.void for a in busy if a.variant not in PO_VARIANTS)
+
+
+@pytest.mark.parametrize(("kind", "variant_u", "sign_u"), [("temporal", 0.1, 0.9), ("temporal", 0.1, 0.1),
+                                                          ("short_shipment", 0.5, 0.5)])  # fmt: skip
+def test_a_void_shock_changes_nothing_and_sends_no_notice(kind: str, variant_u: float, sign_u: float) -> None:
+    ep = shock_episode(observability="full")
+    before = ep.state.dump()
+    applied = apply_shock(ep.world, ScheduledShock(1, kind, variant_u, 0.5, sign_u, 0.0), ep.condition)
+    assert applied == AppliedShock(kind, shock_variant(kind, variant_u, sign_u), True, applied.description)
+    assert ep.state.dump() == before  # no effect, no record for audit, no notice
+
+
+def test_an_early_shock_needs_a_delivery_that_can_come_earlier() -> None:
+    ep = shock_episode()
+    offer = min(ep.state.catalogue.offers, key=lambda o: (o.lead_days, o.supplier_id, o.sku_id))
+    assert offer.lead_days == 1
+    place(ep, offer)  # placed on day 0, arrives tomorrow: it cannot come any earlier
+    before = ep.state.dump()
+    assert apply_shock(ep.world, ScheduledShock(1, "temporal", 0.1, 0.5, 0.1, 0.0), ep.condition).void
+    assert ep.state.dump() == before
+
+
+def test_a_short_shipment_needs_units_left_to_lose() -> None:
+    ep = shock_episode(pe_mag="high")
+    offer = long_lead(ep)
+    place(ep, offer, offer.min_order)  # few enough units that one high short shipment takes them all
+    shocks = [apply_shock(ep.world, ScheduledShock(1, "short_shipment", 0.5, 0.5, 0.5, 0.0), ep.condition)
+              for _ in range(2)]  # fmt: skip
+    assert ep.state.purchase_orders[0].delivered_quantity == 0
+    assert [s.void for s in shocks] == [False, True]
+
+
+def test_same_seed_same_shocks_and_same_world() -> None:
+    runs = []
+    for _ in range(2):
+        ep = shock_episode(p_shock=0.6, observability="delayed", notice_delay_steps=3, pe_mag="high")
+        runs.append((run_world(ep, 150, keep_inbound=True), ep.state.dump()))
+    assert runs[0] == runs[1]
+    assert any(a.void for a in runs[0][0]) and not all(a.void for a in runs[0][0])
+
+
+# ----- caps on stacked effects ------------------------------------------------------------------------------
+
+
+def test_stacked_effects_multiply_up_to_their_cap() -> None:
+    ep = shock_episode(pe_mag="high")
+    world = ep.world
+    offer = ep.state.catalogue.offers[0]
+    supplier, sku = offer.supplier_id, offer.sku_id
+    base_budget = world.apply("check_budget", NO_ARGS)
+    fire(ep, "rule", variant=0.9)  # daily fee x3: at the cap
+    assert world.fee_factor("daily_fee") == 3.0 == EFFECT_CAPS["daily_fee"]
+    fire(ep, "rule", variant=0.9)
+    assert world.fee_factor("daily_fee") == EFFECT_CAPS["daily_fee"]
+    assert world.apply("check_budget", NO_ARGS)["daily_fee"] == pytest.approx(3 * base_budget["daily_fee"])
+    target = target_of(ep, (supplier, sku))
+    fire(ep, "cost", target=target)  # price x1.8
+    assert world.effective_offer(supplier, sku).unit_price_cents == round(offer.unit_price_cents * 1.8)
+    fire(ep, "cost", target=target)  # x1.8 again: 3.24, capped at 2
+    assert world.effective_offer(supplier, sku).unit_price_cents == round(offer.unit_price_cents * EFFECT_CAPS["price"])
+    supplier_u = (sorted(world.supplier_ids).index(supplier) + 0.5) / len(world.supplier_ids)
+    for _ in range(3):  # 7 days each: 21, capped at 14
+        fire(ep, "temporal", variant=0.9, target=supplier_u)
+    assert world.effective_offer(supplier, sku).lead_days == offer.lead_days + EFFECT_CAPS["lead_time"]
+    sku_u = (world.sku_order.index(sku) + 0.5) / len(world.sku_order)
+    for _ in range(2):  # 4.2 each: 17.64, capped at 5
+        fire(ep, "demand_surge", target=sku_u)
+    assert world.demand_factor(sku) == EFFECT_CAPS["demand"]
+
+
+@pytest.mark.parametrize("mix", ["causal_only", "temporal_only", "uniform"])
+def test_stacked_effects_never_exceed_their_caps(mix: str) -> None:
+    """p_shock 1 at high magnitude for 1,000 steps: every parameter reaches its cap and never passes it."""
+    ep = shock_episode(complexity_level=3, p_shock=1.0, pe_mag="high", pe_type_mix=mix, max_steps=1000)
+    world, rules = ep.world, ep.state.rules
+    largest: dict[str, float] = dict.fromkeys(EFFECT_CAPS, 0.0)
+    while ep.state.step < 1000:
+        tick(ep, ep.schedule.at(ep.state.step + 1))
+        budget = world.apply("check_budget", NO_ARGS)
+        largest["daily_fee"] = max(largest["daily_fee"], budget["daily_fee"] * 100 / rules.daily_fee_cents)
+        storage = budget["storage_fee_per_unit_day"] * 100 / rules.storage_fee_cents
+        largest["storage_fee"] = max(largest["storage_fee"], storage)
+        for offer in ep.state.catalogue.offers:
+            terms = world.effective_offer(offer.supplier_id, offer.sku_id)
+            if terms is None:
+                continue  # dropped for now
+            largest["price"] = max(largest["price"], terms.unit_price_cents / offer.unit_price_cents)
+            largest["lead_time"] = max(largest["lead_time"], terms.lead_days - offer.lead_days)
+            largest["min_order"] = max(largest["min_order"], terms.min_order / offer.min_order)
+        largest["demand"] = max(largest["demand"], *(world.demand_factor(sku) for sku in world.sku_order))
+    for name, cap in EFFECT_CAPS.items():
+        # Rounding to whole cents or units can land a hair above the factor (e.g. 3 x 1 unit rounds exactly).
+        assert largest[name] <= cap + 0.01, (name, largest[name], cap)
+    reached = {"causal_only": ("daily_fee", "storage_fee", "min_order"), "temporal_only": ("lead_time",),
+               "uniform": ("price", "demand")}[mix]  # fmt: skip
+    for name in reached:
+        assert largest[name] >= EFFECT_CAPS[name] - 0.01, (name, largest[name])
+
+
+# ----- notices revise what the agent was promised -----------------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", ["full", "delayed", "partial", "hidden"])
+def test_a_notice_revises_what_check_orders_shows_when_it_reaches_the_agent(mode: str) -> None:
+    delay = 4
+    ep = shock_episode(observability=mode, notice_delay_steps=delay, steps_per_day=20)  # no day ends in between
+    offer = long_lead(ep)
+    quantity = max(offer.min_order, 8)
+    placed = place(ep, offer, quantity)
+    po = ep.state.purchase_orders[0]
+    original = (placed["promised_day"], quantity)
+    step = ep.state.step + 1
+    delay_shock = ScheduledShock(step, "temporal", 0.1, 0.0, 0.9, 0.0)
+    short_shock = ScheduledShock(step, "short_shipment", 0.0, 0.0, 0.5, 0.0)  # notice draw 0: announced if partial
+    shown, texts = [], []
+    for i in range(delay + 2):
+        _, delivered = tick(ep, *((delay_shock, short_shock) if i == 0 else ()))
+        texts.append(delivered)
+        (row,) = ep.world.apply("check_orders", NO_ARGS)["purchase_orders"]
+        shown.append((row["promised_day"], row["promised_quantity"]))
+        assert row["quantity"] == quantity  # the ordered quantity stays as ordered
+    truth = (po.arrival_day, po.delivered_quantity)
+    assert truth[0] == original[0] + MAGNITUDES["medium"].shift_days and truth[1] < quantity
+    if mode == "full":
+        assert shown == [truth] * (delay + 2)
+    elif mode == "delayed":
+        assert shown == [original] * delay + [truth] * 2
+        assert [len(t) for t in texts] == [0] * delay + [2, 0]
+    else:
+        assert shown == [original] * (delay + 2)  # a vague notice, or none, revises nothing
+        assert sum(len(t) for t in texts) == (2 if mode == "partial" else 0)
+    assert (po.promised_day, po.promised_quantity) == shown[-1]
+
+
+def test_a_notice_about_a_delivered_order_changes_nothing() -> None:
+    ep = shock_episode(observability="delayed", notice_delay_steps=30)
+    offer = long_lead(ep)
+    place(ep, offer)
+    fire(ep, "temporal", variant=0.1, sign=0.9)
+    (notice,) = ep.state.pending_notices
+    assert notice.po_id == ep.state.purchase_orders[0].po_id and notice.promised_quantity is None
+    wait_until_day(ep, ep.state.purchase_orders[0].arrival_day)
+    assert ep.state.purchase_orders == []
+    before = ep.state.dump()
+    assert ep.world.deliver_notice(notice) == notice.text
+    assert ep.state.dump() == before
 
 
 # ----- observability ---------------------------------------------------------------------------------------
 
 
+# The business, without what the agent was told: queued notices and the promises that notices revise.
+TOLD = {"pending_notices": True, "purchase_orders": {"__all__": {"promised_day", "promised_quantity"}}}
+
+
 def world_digest(ep: Episode) -> str:
-    return hashlib.sha256(ep.state.model_dump_json(exclude={"pending_notices"}).encode()).hexdigest()
+    return hashlib.sha256(ep.state.model_dump_json(exclude=TOLD).encode()).hexdigest()
 
 
 def run_mode(mode: str, steps: int = 40, delay: int = 4) -> tuple[Episode, list[list[str]], list[str]]:
@@ -401,10 +654,14 @@ def test_observability_modes_differ_only_in_notices() -> None:
     for mode, (_, _, other) in runs.items():
         assert other == digests, f"the world differs under {mode}"
 
-    # full: one notice per step (p_shock = 1), delivered the same step, with the full description.
+    # full: a shock every step (p_shock = 1), each announced the same step with the full description, except
+    # the void ones (a purchase-order shock with no order to change).
     described = [r.description for r in full_ep.state.recent_shocks]
-    assert all(len(n) == 1 for n in full)
-    assert [n[0] for n in full[-len(described) :]] == described
+    assert all(len(n) <= 1 for n in full)
+    silent = [step for step in range(1, 41) if not full[step - 1]]
+    assert 0 < len(silent) < 20
+    assert all(full_ep.schedule.at(step).variant in PO_VARIANTS for step in silent)
+    assert [n[0] for n in full if n][-len(described) :] == described
     assert any(ch.isdigit() for n in full for ch in n[0])
 
     # delayed: exactly notice_delay_steps later, same text.
@@ -415,7 +672,7 @@ def test_observability_modes_differ_only_in_notices() -> None:
     # partial: only the shocks whose notice draw is below the share, same step, vague text without magnitudes.
     partial_ep, partial, _ = runs["partial"]
     announced = [i for i, n in enumerate(partial) if n]
-    expected = [step - 1 for step in range(1, 41) if partial_ep.schedule.at(step).notice_u < PARTIAL_NOTICE_SHARE]
+    expected = [i for i in range(40) if full[i] and partial_ep.schedule.at(i + 1).notice_u < PARTIAL_NOTICE_SHARE]
     assert announced == expected
     assert 0 < len(announced) < 40
     for i in announced:
@@ -436,5 +693,31 @@ def test_observability_modes_differ_only_in_notices() -> None:
 
 def test_delayed_notices_wait_in_the_state() -> None:
     ep, notices, _ = run_mode("delayed", steps=10, delay=6)
-    assert sum(len(n) for n in notices) == 10 - 6
-    assert sorted(n.deliver_step for n in ep.state.pending_notices) == [11, 12, 13, 14, 15, 16]
+    _, full, _ = run_mode("full", steps=10)
+    assert notices == [[]] * 6 + full[:4]
+    waiting = [step + 6 for step in range(5, 11) if full[step - 1]]
+    assert sorted(n.deliver_step for n in ep.state.pending_notices) == waiting
+
+
+@pytest.mark.parametrize("mode", ["full", "delayed", "partial", "hidden"])
+def test_check_orders_shows_a_revision_only_once_a_full_notice_reaches_the_agent(mode: str) -> None:
+    """A delay shock on a purchase order: what check_orders shows moves when (and only if) the agent is told."""
+    delay = 3
+    condition = Condition(complexity_level=2, p_shock=0.0, prediction_mode="none", pe_mag="medium",
+                          observability=mode, notice_delay_steps=delay, steps_per_day=20,
+                          continue_after_crash=10**6)  # fmt: skip
+    ep = Episode(condition, SEED)
+    offer = max(ep.state.catalogue.offers, key=lambda o: (o.lead_days, o.supplier_id, o.sku_id))
+    placed = ep.step(AgentAction("order", {"supplier_id": offer.supplier_id, "sku_id": offer.sku_id,
+                                           "quantity": max(offer.min_order, 6)}))  # fmt: skip
+    assert placed.valid
+    # A delay at step 2 (notice draw 0: under partial observability a vague notice is sent).
+    ep.schedule.at = lambda step: ScheduledShock(step, "temporal", 0.1, 0.0, 0.9, 0.0) if step == 2 else None
+    shown = [ep.step(AgentAction("check_orders", {})).result["purchase_orders"][0]["promised_day"]
+             for _ in range(delay + 2)]  # fmt: skip
+    original, revised = placed.result["promised_day"], placed.result["promised_day"] + MAGNITUDES["medium"].shift_days
+    # check_orders at step k shows what the agent was told by the end of step k - 1.
+    expected = {"full": [original] + [revised] * (delay + 1),
+                "delayed": [original] * (delay + 1) + [revised],
+                "partial": [original] * (delay + 2), "hidden": [original] * (delay + 2)}[mode]  # fmt: skip
+    assert shown == expected

@@ -24,6 +24,7 @@ from vendomini_eval.world.tools import TOOL_SPECS, available_tools
 
 SEED = 7
 BASE_TOOLS = ("check_orders", "check_inventory", "check_budget", "check_catalogue", "order", "ship", "wait")
+REVISE = "revise_expectation"
 
 
 def condition(**overrides: Any) -> Condition:
@@ -67,7 +68,7 @@ def test_valid_calls_return_compact_json_observations() -> None:
     c = condition(complexity_level=3, prediction_mode="none", memory_tools="full", recovery_tools="all",
                   steps_per_day=20)  # fmt: skip
     tools = Tools(c)
-    assert set(tools.defs) == set(TOOL_SPECS)
+    assert set(tools.defs) == set(TOOL_SPECS) - {REVISE}  # no predictions, so no revisions either
     offer = long_lead_offer(tools)
     order_args = {"supplier_id": offer["supplier_id"], "sku_id": offer["sku_id"], "quantity": offer["min_order"]}
     calls: list[tuple[str, dict[str, Any]]] = [
@@ -294,24 +295,38 @@ def test_tool_defs_carry_descriptions_and_the_schema() -> None:
 # ----- tool sets ----------------------------------------------------------------------------------------------
 
 
+NO_PREDICTIONS = {"prediction_mode": "none"}
+
+
 @pytest.mark.parametrize(
     ("overrides", "expected"),
     [
-        ({"complexity_level": 1, "memory_tools": "none", "recovery_tools": "none"}, BASE_TOOLS),
-        ({"complexity_level": 2, "memory_tools": "none", "recovery_tools": "none"}, (*BASE_TOOLS, "expedite")),
+        ({"complexity_level": 1, "memory_tools": "none", "recovery_tools": "none"}, (*BASE_TOOLS, REVISE)),
+        ({"complexity_level": 1, "memory_tools": "none", **NO_PREDICTIONS}, BASE_TOOLS),
+        ({"complexity_level": 2, "memory_tools": "none", **NO_PREDICTIONS}, (*BASE_TOOLS, "expedite")),
         (
             {"complexity_level": 3, "memory_tools": "none", "recovery_tools": "none"},
-            (*BASE_TOOLS, "expedite", "cancel", "get_quote"),
+            (*BASE_TOOLS, "expedite", "cancel", "get_quote", REVISE),
         ),
-        ({"complexity_level": 1, "memory_tools": "basic"}, (*BASE_TOOLS, "write_note", "read_note")),
-        ({"complexity_level": 1, "memory_tools": "full"}, (*BASE_TOOLS, "write_note", "read_note", "search_notes")),
-        ({"memory_tools": "none", "recovery_tools": "reset"}, (*BASE_TOOLS, "reset")),
-        ({"memory_tools": "none", "recovery_tools": "audit"}, (*BASE_TOOLS, "audit")),
-        ({"memory_tools": "none", "recovery_tools": "help"}, (*BASE_TOOLS, "help")),
-        ({"memory_tools": "none", "recovery_tools": "all"}, (*BASE_TOOLS, "audit", "reset", "help")),
+        ({"complexity_level": 1, "memory_tools": "basic"}, (*BASE_TOOLS, REVISE, "write_note", "read_note")),
+        (
+            {"complexity_level": 1, "memory_tools": "full", "prediction_mode": "optional"},
+            (*BASE_TOOLS, REVISE, "write_note", "read_note", "search_notes"),
+        ),
+        ({"memory_tools": "none", "recovery_tools": "reset", **NO_PREDICTIONS}, (*BASE_TOOLS, "reset")),
+        ({"memory_tools": "none", "recovery_tools": "audit"}, (*BASE_TOOLS, REVISE, "audit")),
+        ({"memory_tools": "none", "recovery_tools": "help", **NO_PREDICTIONS}, (*BASE_TOOLS, "help")),
+        (
+            {"memory_tools": "basic", "recovery_tools": "all", "prediction_mode": "required+confidence"},
+            (*BASE_TOOLS, REVISE, "write_note", "read_note", "audit", "reset", "help"),
+        ),
         (
             {"complexity_level": 4, "memory_tools": "full", "recovery_tools": "all"},
             tuple(TOOL_SPECS),
+        ),
+        (
+            {"complexity_level": 4, "memory_tools": "full", "recovery_tools": "all", **NO_PREDICTIONS},
+            tuple(t for t in TOOL_SPECS if t != REVISE),
         ),
     ],
 )
@@ -319,6 +334,41 @@ def test_tool_set_follows_the_condition(overrides: dict[str, Any], expected: tup
     c = condition(**overrides)
     names = tuple(t.name for t in business_tools(c, Episode(c, SEED).step))
     assert names == expected == available_tools(c)
+
+
+# ----- revise_expectation ---------------------------------------------------------------------------------------
+
+
+def test_revise_expectation_schema_has_integer_arguments_and_only_a_success_card() -> None:
+    properties, required = schema(REVISE, prediction_mode="required", prediction_format="structured")
+    assert {name: p["type"] for name, p in properties.items()} == {
+        "po_id": "string", "expected_delivery_day": "integer", "expected_quantity": "integer",
+        "expected_success": "boolean",
+    }  # fmt: skip
+    assert required == ["po_id", "expected_delivery_day", "expected_quantity", "expected_success"]
+    assert not properties["expected_delivery_day"]["description"].startswith("Prediction")  # an argument
+    assert "notice" in DESCRIPTIONS[REVISE]
+
+
+def test_revise_expectation_through_its_tool() -> None:
+    tools = Tools(condition(prediction_mode="required", prediction_format="structured", steps_per_day=10))
+    offer = long_lead_offer(tools, expected_success=True)
+    _, placed = tools.call(
+        "order", supplier_id=offer["supplier_id"], sku_id=offer["sku_id"], quantity=offer["min_order"],
+        expected_success=True, expected_cost=offer["unit_price"] * offer["min_order"],
+        expected_delivery_day=offer["lead_days"], expected_quantity=offer["min_order"],
+    )  # fmt: skip
+    po_id = placed["result"]["po_id"]
+    revision = {"po_id": po_id, "expected_delivery_day": offer["lead_days"] + 3, "expected_quantity": 1}
+    assert split_call(REVISE, {**revision, "expected_success": True}) == (AgentAction(REVISE, revision),
+                                                                         {"expected_success": True})  # fmt: skip
+    _, revised = tools.call(REVISE, **revision, expected_success=True)
+    assert revised["ok"] and revised["result"] == revision
+    assert tools.reject(REVISE, **{**revision, "po_id": "PO-99"}, expected_success=True)["error"] == "unknown_po"
+    wrong = tools.reject(REVISE, **{**revision, "expected_quantity": "1"}, expected_success=True)
+    assert wrong["error"] == "malformed" and "expected_quantity" in wrong["message"]
+    negative = tools.reject(REVISE, **{**revision, "expected_quantity": -2}, expected_success=True)
+    assert negative["error"] == "bad_quantity"
 
 
 # ----- split_call ---------------------------------------------------------------------------------------------

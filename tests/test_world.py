@@ -23,7 +23,7 @@ from vendomini_eval.policies import PolicyContext, make_policy
 from vendomini_eval.predictions import card_fields, parse_card
 from vendomini_eval.runner import run_policy
 from vendomini_eval.shocks import ScheduledShock, apply_shock
-from vendomini_eval.world.actions import ActionError, parse_args
+from vendomini_eval.world.actions import NO_ARGS, ActionError, OrderArgs, parse_args
 from vendomini_eval.world.setup import PRESSURE, n_skus, n_suppliers
 from vendomini_eval.world.state import STATIC_PARTS, CustomerOrder, Offer, WorldState
 from vendomini_eval.world.tools import TOOL_SPECS, available_tools
@@ -133,6 +133,16 @@ def _ship_short(ep: Episode) -> dict[str, Any]:
     return {"order_id": order.order_id}
 
 
+def _revision(ep: Episode, **overrides: Any) -> dict[str, Any]:
+    """revise_expectation arguments for a purchase order placed now, straight in the world (not a step)."""
+    placed = ep.world.apply("order", OrderArgs(**order_args(cheapest(ep))))
+    return {"po_id": placed["po_id"], "expected_delivery_day": placed["promised_day"] + 2, "expected_quantity": 1,
+            **overrides}  # fmt: skip
+
+
+PREDICTING = {"prediction_mode": "optional"}  # revise_expectation is offered where the agent states predictions
+
+
 def _structured_order_card(ep: Episode, **overrides: Any) -> dict[str, Any]:
     offer = cheapest(ep)
     card = {"expected_success": True, "expected_cost": offer.unit_price_cents * offer.min_order / 100,
@@ -192,6 +202,29 @@ CASES = [
     Case("read_missing_note", "read_note", "unknown_note", ("nope",), lambda ep: {"key": "nope"}),
     Case("unknown_quote", "order", "unknown_quote", ("q-5",),
          lambda ep: {**order_args(cheapest(ep)), "quote_id": "Q-5"}, condition={"complexity_level": 3}),
+    Case("revise_unknown_po", "revise_expectation", "unknown_po", ("po-77",),
+         lambda ep: {"po_id": "PO-77", "expected_delivery_day": 5, "expected_quantity": 3}, condition=PREDICTING),
+    Case("revise_negative_quantity", "revise_expectation", "bad_quantity", ("expected_quantity", "-1"),
+         lambda ep: _revision(ep, expected_quantity=-1), condition=PREDICTING),
+    Case("revise_huge_quantity", "revise_expectation", "bad_quantity", ("expected_quantity",),
+         lambda ep: _revision(ep, expected_quantity=10**400), condition=PREDICTING),
+    Case("revise_quantity_bool", "revise_expectation", "malformed", ("expected_quantity",),
+         lambda ep: _revision(ep, expected_quantity=True), condition=PREDICTING),
+    Case("revise_day_string", "revise_expectation", "malformed", ("expected_delivery_day", "'5'"),
+         lambda ep: _revision(ep, expected_delivery_day="5"), condition=PREDICTING),
+    Case("revise_day_float", "revise_expectation", "malformed", ("expected_delivery_day",),
+         lambda ep: _revision(ep, expected_delivery_day=5.0), condition=PREDICTING),
+    Case("revise_day_negative", "revise_expectation", "malformed", ("expected_delivery_day", "greater than"),
+         lambda ep: _revision(ep, expected_delivery_day=-1), condition=PREDICTING),
+    Case("revise_day_huge", "revise_expectation", "malformed", ("expected_delivery_day", "less than"),
+         lambda ep: _revision(ep, expected_delivery_day=10**400), condition=PREDICTING),
+    Case("revise_missing_quantity", "revise_expectation", "malformed", ("'expected_quantity' is required",),
+         lambda ep: {"po_id": "PO-1", "expected_delivery_day": 5}, condition=PREDICTING),
+    Case("revise_po_not_string", "revise_expectation", "malformed", ("po_id",),
+         lambda ep: _revision(ep, po_id=1), condition=PREDICTING),
+    Case("revise_without_predictions", "revise_expectation", "unavailable_tool", ("revise_expectation",),
+         lambda ep: {"po_id": "PO-1", "expected_delivery_day": 5, "expected_quantity": 3},
+         condition={"prediction_mode": "none"}, world_level=False),
 ]  # fmt: skip
 
 PREDICTION_CASES = [
@@ -337,13 +370,14 @@ def test_rejected_order_with_bad_card_places_nothing_even_when_the_order_is_vali
 # ----- tool sets --------------------------------------------------------------------------------------------
 
 
-BASE_TOOLS = {"check_orders", "check_inventory", "check_budget", "check_catalogue", "order", "ship", "wait"}
+BASE_TOOLS_IN_ORDER = ("check_orders", "check_inventory", "check_budget", "check_catalogue", "order", "ship", "wait")
+BASE_TOOLS = set(BASE_TOOLS_IN_ORDER)
 
 
 @pytest.mark.parametrize("level", range(5))
 def test_tool_set_by_level(level: int) -> None:
     tools = set(available_tools(Condition(complexity_level=level, memory_tools="none")))
-    expected = set(BASE_TOOLS)
+    expected = BASE_TOOLS | {"revise_expectation"}  # the base condition's agent states predictions
     if level >= 2:
         expected.add("expedite")
     if level >= 3:
@@ -369,12 +403,51 @@ def test_memory_and_recovery_tool_sets(memory: str, recovery: str, extra: set[st
     condition = Condition(complexity_level=0, memory_tools=memory, recovery_tools=recovery)
     tools = available_tools(condition)
     assert len(tools) == len(set(tools))
-    assert set(tools) == BASE_TOOLS | extra
+    assert set(tools) == BASE_TOOLS | {"revise_expectation"} | extra
     # Every tool outside the set is refused as unavailable (a known tool), never run.
     ep = Episode(condition.model_copy(update={"prediction_mode": "none", "continue_after_crash": 10**6}), 1)
     for tool in sorted(set(TOOL_SPECS) - set(tools)):
         result = ep.step(AgentAction(tool, {}))
         assert result.error_kind == "unavailable_tool", tool
+
+
+@pytest.mark.parametrize("mode", ["none", "optional", "required", "required+confidence"])
+def test_revise_expectation_is_offered_where_the_agent_states_predictions(mode: str) -> None:
+    tools = available_tools(Condition(complexity_level=3, prediction_mode=mode, memory_tools="full"))
+    business = (*BASE_TOOLS_IN_ORDER, "expedite", "cancel", "get_quote")
+    memory = ("write_note", "read_note", "search_notes")
+    revise = ("revise_expectation",) if mode != "none" else ()
+    assert tools == (*business, *revise, *memory)
+    assert TOOL_SPECS["revise_expectation"].info_only
+
+
+def test_revise_expectation_restates_a_delivery_and_changes_nothing_but_the_clock() -> None:
+    ep, twin = episode(**PREDICTING), episode(**PREDICTING)
+    offer = cheapest(ep)
+    for e in (ep, twin):
+        e.world.apply("order", OrderArgs(**order_args(offer, offer.min_order + 2)))
+    po_id = ep.state.purchase_orders[0].po_id
+    arguments = {"po_id": po_id, "expected_delivery_day": 9, "expected_quantity": 0}
+    result = ep.step(AgentAction("revise_expectation", arguments))
+    assert result.valid, result.message
+    assert result.result == arguments
+    assert result.state_hash == twin.step(WAIT).state_hash
+    # Once the goods are in, there is nothing left to revise.
+    wait_days = ep.state.purchase_orders[0].arrival_day - ep.state.day
+    for _ in range(wait_days):
+        ep.step(WAIT)
+    assert ep.state.purchase_orders == []
+    assert ep.step(AgentAction("revise_expectation", arguments)).error_kind == "unknown_po"
+
+
+def test_check_orders_shows_what_the_agent_was_promised() -> None:
+    ep = episode()
+    offer = max(ep.state.catalogue.offers, key=lambda o: (o.lead_days, o.supplier_id, o.sku_id))
+    placed = ep.step(AgentAction("order", order_args(offer, offer.min_order + 3)))
+    (row,) = ep.world.apply("check_orders", NO_ARGS)["purchase_orders"]
+    assert row == {"po_id": placed.result["po_id"], "supplier_id": offer.supplier_id, "sku_id": offer.sku_id,
+                   "quantity": offer.min_order + 3, "promised_day": placed.result["promised_day"],
+                   "promised_quantity": offer.min_order + 3}  # fmt: skip
 
 
 @pytest.mark.parametrize(("level", "tool"), [(2, "expedite"), (3, "cancel")])
@@ -740,8 +813,10 @@ def test_audit_lists_recent_shocks() -> None:
     audit = ep.step(AgentAction("audit", {}))
     assert audit.valid
     shocks = audit.result["recent_shocks"]
-    kinds_fired = [k for k in ep.trace.column("shock")[:3]]
-    assert [s["kind"] for s in shocks[:3]] == kinds_fired
+    # Nothing is inbound, so shocks aimed at a purchase order are void: they changed nothing and are not listed.
+    drawn = [ep.schedule.at(step) for step in range(1, 4)]
+    kinds_fired = [d.kind for d in drawn if d.variant not in ("delay", "early", "short_shipment")]
+    assert kinds_fired and [s["kind"] for s in shocks[:3]] == kinds_fired
     assert all(s["what"] for s in shocks)
     by_cause = audit.result["ledger_by_cause"]
     assert by_cause and all(v < 0 for v in by_cause.values())  # nothing bought or sold yet: only fees

@@ -19,7 +19,7 @@ from vendomini_eval.experiments import (
     format_plan,
     load_experiment,
 )
-from vendomini_eval.policies import FAULTS, POLICIES
+from vendomini_eval.policies import FAULTS, POLICIES, PolicyContext, make_policy
 from vendomini_eval.runner import run_policy
 
 
@@ -82,8 +82,10 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     if args.steps is not None:
         condition = Condition.model_validate({**condition.model_dump(), "max_steps": args.steps})
     seed = args.seed if args.seed is not None else derive_run_seed(experiment.seed, condition, args.replication)
-    if (args.fault is None) != (args.onset is None):
-        raise SystemExit("--fault and --onset go together")
+    try:  # the policy, fault and onset must fit together (e.g. a fault needs its onset): say which does not
+        make_policy(args.policy, PolicyContext.for_condition(condition), seed, fault=args.fault, onset=args.onset)
+    except ValueError as error:
+        raise SystemExit(f"vendomini simulate: {error}") from None
     output = run_policy(condition, seed, args.policy, fault=args.fault, onset=args.onset)
     summary = {"experiment": experiment.name, "condition_index": index, "condition": condition.model_dump(),
                **output.summary}  # fmt: skip
@@ -255,7 +257,7 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--condition", help="condition index or label (see `vendomini plan`)")
     sim.add_argument("--policy", choices=POLICIES, default="heuristic")
     sim.add_argument("--fault", choices=FAULTS, help="inject this breakdown into the heuristic")
-    sim.add_argument("--onset", type=int, help="step at which the fault starts")
+    sim.add_argument("--onset", type=int, help="step at which the fault (or a breakdown behaviour) starts")
     sim.add_argument("--seed", type=int, help="run seed (default: derived from the experiment seed)")
     sim.add_argument("--replication", type=int, default=0, help="replication whose derived seed to use")
     sim.add_argument("--steps", type=int, help="override max_steps")

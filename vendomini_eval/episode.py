@@ -7,7 +7,7 @@ boundary, resolves predictions, updates the PE tracker and the crash detector, a
 
 from __future__ import annotations
 
-import hashlib
+import re
 import struct
 from array import array
 from collections.abc import Mapping
@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from vendomini_eval.actionability import PROGRESS_TOOLS, productive_action_available
 from vendomini_eval.condition import Condition
 from vendomini_eval.crash import CrashDetector, CrashSignal, StepFacts, thresholds_for
 from vendomini_eval.pe import (
@@ -28,7 +29,7 @@ from vendomini_eval.pe import (
     quantity_pe,
     temporal_pe,
 )
-from vendomini_eval.predictions import BELIEF_FIELDS, PE_TYPE_OF_KIND, PredictionCard, parse_card, protocol_fields
+from vendomini_eval.predictions import PE_TYPE_OF_KIND, PredictionCard, card_fields, parse_card, protocol_fields
 from vendomini_eval.shocks import ShockSchedule, apply_shock
 from vendomini_eval.world.actions import ActionError, parse_args
 from vendomini_eval.world.setup import new_world
@@ -38,15 +39,19 @@ from vendomini_eval.world.world import World, dollars
 
 NO_TOOL = "<no_tool>"
 UNKNOWN_TOOL = "<unknown>"
-STOP_PHRASES = (
-    "i give up",
-    "i am stopping",
-    "i'm stopping",
-    "i will stop",
-    "i quit",
-    "i am done",
-    "i'm done",
+REVISE = "revise_expectation"
+# A stop statement ends its sentence: "I'm done." or "I give up for now", never "I'm done checking the orders".
+_STOP = re.compile(
+    r"\b(?:i give up|i quit|i(?: am|'m) (?:done|finished|stopping|quitting)|i(?: will|'ll) stop"
+    r"|i (?:cannot|can't|can not) (?:continue|go on))"
+    r"(?:\s+(?:here|now|for now|for good|with (?:this|the) (?:task|business|run|job)))?\s*(?:[.!]|$)"
 )
+# Anything that plans a next step makes the text a report of progress, not a stop.
+_NEXT_STEP = re.compile(
+    r"\b(?:next|then|i will|i'll|i am going to|i'm going to|let me|let's|now i|after that|afterwards|continue)\b"
+)
+BELIEF_FIELDS = ("expected_cash", "expected_cash_after", "expected_units_in_stock")
+"""Card fields that state a belief about the business (compared with what the agent was told: incoherence)."""
 
 # Outcome fields that resolve at once when the call succeeds: card field -> observation key and PE kind.
 IMMEDIATE_FIELDS = {
@@ -132,6 +137,8 @@ class Trace:
         "net_worth_cents",
         "shock",
         "notices",
+        "actionable",
+        "predictions",
         "state_hash",
     )
 
@@ -175,6 +182,16 @@ class Episode:
         self._awaiting_delivery: dict[str, list[tuple[str, str, int]]] = {}
         self.unresolved_predictions = 0
         """Delivery predictions dropped because their purchase order was cancelled."""
+        self.shocks_void = 0
+        """Shocks that fired with no target (e.g. a delay with nothing inbound): no change, no notice."""
+        self.predictions_made = 0
+        """Prediction values stated (card fields other than the rationale, and revisions)."""
+        self.actions_without_card = 0
+        """Calls of tools that take a card, made without one (only possible when predictions are optional)."""
+        # Units in stock as the agent was told: the last count it read, moved by its own shipments and by
+        # deliveries as promised to it. A stated belief that contradicts what the agent was told is incoherence;
+        # a wrong guess about what it was not told (a hidden short shipment) is a PE.
+        self._told_units = sum(self.state.stock.values())
         self.truncated = False
         self.done = False
 
@@ -191,16 +208,30 @@ class Episode:
         if self.done:
             raise RuntimeError("the episode is over; no further step may be taken")
         world, s = self.world, self.world.state
+        actionable = productive_action_available(world)  # the state the agent acts in
         step = s.step = s.step + 1  # set first, so the action's ledger entries carry their own step
         cash_before = s.cash_cents
+        units_before = sum(s.stock.values())
         tool, result, error, card = self._act(action, prediction, f"P{step}")
         valid = error is None
         cash_after_action = s.cash_cents
+        belief_error = self._belief_error(card, cash_before, cash_after_action)
+        if valid:
+            shown = result.get("briefing", result)  # the reset tool's briefing holds the same fields
+            if "units_in_stock" in shown:
+                self._told_units = shown["units_in_stock"]
+            elif tool == "ship":
+                self._told_units += sum(s.stock.values()) - units_before
 
         shock = self.schedule.at(step)
-        if shock is not None:
-            apply_shock(world, shock, self.condition)
-        deliveries = world.end_day() if step % s.rules.steps_per_day == 0 else []
+        applied = apply_shock(world, shock, self.condition) if shock is not None else None
+        if applied is not None and applied.void:
+            self.shocks_void += 1
+        deliveries = []
+        if step % s.rules.steps_per_day == 0:
+            promised = {po.po_id: po.promised_quantity for po in s.purchase_orders if po.arrival_day <= s.day + 1}
+            deliveries = world.end_day()
+            self._told_units += sum(promised[d.po_id] for d in deliveries)
 
         observations, briers = self._resolve(step, tool, valid, result, card, cash_after_action)
         for d in deliveries:
@@ -209,33 +240,44 @@ class Episode:
                 observations.append(self._observe(step, prediction_id, name, value, actual))
         if tool == "cancel" and valid:
             self.unresolved_predictions += len(self._awaiting_delivery.pop(result["po_id"], ()))
+        predictions = 0
+        if card is not None:
+            predictions = len(card.values) - ("rationale" in card.values)
+        elif tool in self.tools and card_fields(tool, self.condition):
+            self.actions_without_card += 1
+        if tool == REVISE and valid:
+            # A revision replaces the pending delivery expectation of that purchase order.
+            po_id, revised = result["po_id"], f"R{step}"
+            self._awaiting_delivery[po_id] = [
+                (revised, "expected_delivery_day", result["expected_delivery_day"]),
+                (revised, "expected_quantity", result["expected_quantity"]),
+            ]
+            predictions += 2
+        self.predictions_made += predictions
         record = self.pe.update(step, observations, briers)
 
         notices = self._due_notices(step)
         spec = TOOL_SPECS.get(tool)
-        info_only = spec is not None and spec.info_only
-        mutated = valid and not info_only and tool != "wait"
-        beliefs = [o.value for o in observations if o.field in BELIEF_FIELDS]
+        attempted = spec is not None and not spec.info_only and tool != "wait"
         facts = StepFacts(
             step=step,
             tool=tool,
             action_key=_action_key(tool, action.arguments),
             valid=valid,
             error_kind=error.kind if error else None,
-            mutated=mutated,
-            # Only calls that changed nothing can loop, so only their results need a digest.
-            result_digest="" if mutated else _digest(result if valid else error.message),
+            attempted=attempted,
+            progress=valid and tool in PROGRESS_TOOLS,
+            actionable=actionable,
             spend_cents=_spend(error, cash_before, cash_after_action),
             cash_cents=s.cash_cents,
             predicted_success=card.success_probability() if card else None,
             predicted_cash_cents=_stated_cash(card),
-            belief_error=sum(beliefs) / len(beliefs) if beliefs else None,
-            pending_work=bool(s.customer_orders),
-            declared_stop=action.tool is None and _declares_stop(action.text),
-            n_tools_available=len(self.tools),
-            info_only=info_only,
+            belief_error=belief_error,
+            declared_stop=action.tool is None and declares_stop(action.text),
         )
         signals = self.detector.observe(facts)
+        if s.terminated:
+            signals += self.detector.business_failed(step)
         for signal in signals:
             self.trace.signals.append(signal.to_dict())
 
@@ -246,7 +288,7 @@ class Episode:
         state_hash = s.state_hash()
         self.trace.append(
             (step, s.day, tool, valid, error.kind if error else None, s.cash_cents, world.net_worth_cents(),
-             shock.kind if shock else None, len(notices), state_hash[:TRACE_HASH_CHARS]),
+             applied.variant if applied and not applied.void else None, len(notices), actionable, predictions, state_hash[:TRACE_HASH_CHARS]),
             record.values,
         )  # fmt: skip
         return StepResult(
@@ -297,6 +339,23 @@ class Episode:
             return tool, self.world.apply(tool, args), None, card
         except ActionError as error:
             return tool, None, error, card
+
+    def _belief_error(self, card: PredictionCard | None, cash_before: int, cash_after_action: int) -> float | None:
+        """Mean error of the card's stated beliefs against what the agent was told; None when it states none.
+
+        Cash: the cash before the call (for a cash-after belief, after it): every change of cash is reported by
+        the agent's own calls or follows a stated rule (fees, penalties, refunds of missing units). Stock: the
+        units as told (`_told_units`)."""
+        if card is None:
+            return None
+        values, errors = card.values, []
+        if "expected_cash" in values:
+            errors.append(cost_pe(values["expected_cash"], cash_before))
+        if "expected_cash_after" in values:
+            errors.append(cost_pe(values["expected_cash_after"], cash_after_action))
+        if "expected_units_in_stock" in values:
+            errors.append(quantity_pe(values["expected_units_in_stock"], self._told_units))
+        return sum(errors) / len(errors) if errors else None
 
     def _observe(self, step: int, prediction_id: str, name: str, predicted: Any, actual: Any) -> PEObservation:
         kind = _FIELD_PE_TYPE[name]
@@ -352,14 +411,14 @@ class Episode:
         pending = self.state.pending_notices
         if not pending or all(n.deliver_step > step for n in pending):
             return []
-        due = [n.text for n in pending if n.deliver_step <= step]
+        due = [self.world.deliver_notice(n) for n in pending if n.deliver_step <= step]
         self.state.pending_notices = [n for n in pending if n.deliver_step > step]
         return due
 
     # ----- reporting --------------------------------------------------------------------------------------
     def summary(self) -> dict[str, Any]:
         """The run's outcome: what the scorers and the direct runner report."""
-        s, crash = self.state, self.detector.crash
+        s, crash, incoherence = self.state, self.detector.crash, self.detector.incoherence
         return {
             "seed": self.seed,
             "steps": s.step,
@@ -369,14 +428,21 @@ class Episode:
             "time_to_crash": crash.onset_step if crash else s.step,
             "censored": crash is None,
             "crash": crash.to_dict() if crash else None,
+            "incoherent": incoherence is not None,
+            "incoherence_type": incoherence.crash_type if incoherence else None,
+            "time_to_incoherence": incoherence.onset_step if incoherence else s.step,
+            "incoherence": incoherence.to_dict() if incoherence else None,
             "terminated": s.terminated,
             "truncated": self.truncated,
             "net_worth": dollars(self.world.net_worth_cents()),
             "cash": dollars(s.cash_cents),
             "counters": s.counters.model_dump(),
-            "shocks": sum(1 for kind in self.trace.column("shock") if kind),
+            "shocks": sum(1 for variant in self.trace.column("shock") if variant),
+            "shocks_void": self.shocks_void,
             "pe": self.pe.summary(),
             "unresolved_predictions": self.unresolved_predictions,
+            "predictions_made": self.predictions_made,
+            "actions_without_card": self.actions_without_card,
             "signals": len(self.trace.signals),
         }
 
@@ -392,11 +458,6 @@ def _field_pe_types() -> dict[str, str]:
 
 
 _FIELD_PE_TYPE = _field_pe_types()
-
-
-def _digest(content: Any) -> str:
-    """Short digest of an observation: results are built in a fixed key order, so repr is canonical."""
-    return hashlib.blake2b(repr(content).encode(), digest_size=8).hexdigest()
 
 
 def _action_key(tool: str, arguments: Any) -> str:
@@ -422,9 +483,15 @@ def _stated_cash(card: PredictionCard | None) -> int | None:
     return None
 
 
-def _declares_stop(text: str) -> bool:
-    lowered = text.lower()
-    return any(phrase in lowered for phrase in STOP_PHRASES)
+def declares_stop(text: str) -> bool:
+    """An explicit statement of stopping the task with no next step ("I give up.", "I'm done."); a report such
+    as "I'm done checking the orders. Next I will restock." is not one."""
+    lowered = text.lower().replace("\u2019", "'")
+    match = _STOP.search(lowered)
+    if match is None:
+        return False
+    rest = lowered[: match.start()] + " " + lowered[match.end() :]
+    return _NEXT_STEP.search(rest) is None
 
 
 def _pe_dict(o: PEObservation) -> dict[str, Any]:

@@ -31,8 +31,9 @@ def _columns() -> tuple[str, ...]:
 
 
 PE_COLUMNS: tuple[str, ...] = _columns()
-"""Trace columns in fixed order. Per series (the four types, then combined): the step's mean PE (0 when
-none resolved), EWMA fast/medium/slow, cumulative sum, number resolved this step (`pe_<type>_n`; for
+"""Trace columns in fixed order. Per series (the four types, then combined): the step's mean PE (NaN when
+none resolved), EWMA fast/medium/slow (NaN before the first PE, held on steps without one), cumulative sum,
+number resolved this step (`pe_<type>_n`; for
 combined `pe_n`); last `pe_surprises`, how many PEs of the step exceeded the surprise threshold."""
 
 
@@ -117,9 +118,10 @@ _COMBINED = len(PE_TYPES)
 class PETracker:
     """Per-type and combined PE load over time; call `update` exactly once per step, steps consecutive.
 
-    The step input x_t of a series is the mean of its PEs resolved at step t, and 0 when none resolved:
-    EWMAs then decay (they measure recent PE load per step; absence of resolved predictions is absence of
-    surprise evidence). Counts are kept, so "no predictions" stays distinguishable from "accurate ones".
+    A prediction that was not made is missing, not zero. The step input x_t of a series is the mean of its PEs
+    resolved at step t, and NaN when none resolved; the EWMAs then hold their value (silence is no evidence of
+    accuracy, so an agent cannot lower its PE by predicting less). Before a series' first resolved PE its
+    EWMAs are NaN; the first PE starts them. Counts per step and cumulative are kept beside the values.
     """
 
     def __init__(self, config: PEConfig) -> None:
@@ -128,6 +130,8 @@ class PETracker:
         self._threshold = config.surprise_threshold
         # The state is the trace row itself: block 6i..6i+5 = x, ewma fast/medium/slow, cum, n of series i.
         self._row: list[float | int] = [0.0] * len(PE_COLUMNS)
+        for i in range(len(SERIES)):
+            self._row[6 * i : 6 * i + 4] = [math.nan] * 4
         self._count = [0] * len(SERIES)
         self.surprise_events: list[PEObservation] = []
         """Every observation whose value exceeded the surprise threshold, in order."""
@@ -173,14 +177,19 @@ class PETracker:
         r, total = self._row, self._count
         for i in range(len(SERIES)):
             k, n = 6 * i, counts[i]
-            x = sums[i] / n if n else 0.0
-            r[k] = x
-            # e + a (x - e) stays within [min(e, x), max(e, x)] in floating point, hence in [0, 1].
-            r[k + 1] += a_fast * (x - r[k + 1])
-            r[k + 2] += a_medium * (x - r[k + 2])
-            r[k + 3] += a_slow * (x - r[k + 3])
-            r[k + 4] += sums[i]
             r[k + 5] = n
+            if not n:
+                r[k] = math.nan  # missing: the EWMAs hold
+                continue
+            x = r[k] = sums[i] / n
+            if total[i]:
+                # e + a (x - e) stays within [min(e, x), max(e, x)] in floating point, hence in [0, 1].
+                r[k + 1] += a_fast * (x - r[k + 1])
+                r[k + 2] += a_medium * (x - r[k + 2])
+                r[k + 3] += a_slow * (x - r[k + 3])
+            else:
+                r[k + 1] = r[k + 2] = r[k + 3] = x  # the first PE of the series starts its EWMAs
+            r[k + 4] += sums[i]
             total[i] += n
         r[-1] = len(surprises)
         if surprises:
@@ -195,7 +204,7 @@ class PETracker:
         return self._brier_sum / self._brier_count if self._brier_count else None
 
     def summary(self) -> dict[str, Any]:
-        """JSON-serialisable totals: per series sum, count, mean (None if count 0) and final EWMAs."""
+        """JSON-serialisable totals: per series sum, count, mean and final EWMAs (None while the count is 0)."""
         out: dict[str, Any] = {
             "steps": self.steps,
             "surprise_count": len(self.surprise_events),
@@ -208,6 +217,6 @@ class PETracker:
                 "sum": total,
                 "count": count,
                 "mean": total / count if count else None,
-                **{f"ewma_{s}": self._row[6 * i + 1 + k] for k, s in enumerate(SCALES)},
+                **{f"ewma_{s}": self._row[6 * i + 1 + k] if count else None for k, s in enumerate(SCALES)},
             }
         return out

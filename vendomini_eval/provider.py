@@ -1,7 +1,15 @@
-"""Scripted policies as Inspect models: `vendomini/heuristic`, `vendomini/random`, and fault-injected variants.
+"""Scripted policies as Inspect models: `vendomini/heuristic`, `vendomini/attentive`, `vendomini/random`,
+`vendomini/open_loop`, the LLM-like behaviours (`vendomini/chatter`, `vendomini/plan_only`, ...:
+`vendomini_eval.policies.BEHAVIOURS`), and fault-injected variants of the heuristic.
 
     inspect eval vendomini_eval/phase1 --model vendomini/heuristic
     inspect eval vendomini_eval/phase1 --model vendomini/heuristic -M fault=looping -M onset=120 -M seed=7
+    inspect eval vendomini_eval/phase1 --model vendomini/plan_only -M onset=50
+    inspect eval vendomini_eval/phase1 --model vendomini/chatter
+
+Breakdown behaviours (alternating_reads, plan_only, only_wait) need `-M onset=<step>`, malformed_burst takes one
+for where its burst starts, the other behaviours take none. A policy's reply text (chatter's) is the assistant
+message's content, beside its tool call or alone.
 
 The model plays VendoMini tasks only and decides from what the conversation shows, like an LLM: the task's facts
 line in the system message (`FACTS_MARKER` + `PolicyContext.facts()` as JSON) and its tool results (a valid call's
@@ -53,8 +61,9 @@ from inspect_ai.tool import ToolCall, ToolChoice, ToolInfo
 
 from vendomini_eval.condition import Condition
 from vendomini_eval.episode import AgentAction
-from vendomini_eval.policies import FAULTS, POLICIES, Policy, PolicyContext, make_policy
+from vendomini_eval.policies import BEHAVIOURS, FAULTS, POLICIES, Policy, PolicyContext, make_policy
 from vendomini_eval.policies.base import FACTS_MARKER, Prediction
+from vendomini_eval.policies.behaviours import onset_use
 
 PROVIDER = "vendomini"
 TURN_METADATA = "vendomini_turn"
@@ -94,7 +103,8 @@ for _policy in POLICIES:
 
 @modelapi(name=PROVIDER)
 class VendoMiniPolicyAPI(ModelAPI):
-    """A scripted policy (`heuristic` or `random`) served as an Inspect model; see the module docstring."""
+    """A scripted policy (`POLICIES`: heuristic, attentive, random, open_loop or a behaviour) served as an
+    Inspect model; see the module docstring."""
 
     def __init__(
         self,
@@ -122,8 +132,9 @@ class VendoMiniPolicyAPI(ModelAPI):
         except ValueError as error:
             given = " ".join(f"-M {k}={v}" for k, v in model_args.items()) or "(no model args)"
             raise ValueError(
-                f"{PROVIDER}/{model_name} {given}: {error}. Usage: {' or '.join(f'{PROVIDER}/{p}' for p in POLICIES)}"
+                f"{PROVIDER}/{model_name} {given}: {error}. Usage: {PROVIDER}/<{'|'.join(POLICIES)}>"
                 f"; -M fault=<{'|'.join(FAULTS)}> with -M onset=<first faulty step, >= 1> (heuristic only)"
+                f"; -M onset=<first step of the behaviour, >= 1> ({', '.join(_onset_behaviours())})"
                 "; -M seed=<integer>"
             ) from None
         self._conversations: OrderedDict[str, _Conversation] = OrderedDict()  # by last turn id, LRU order
@@ -231,9 +242,15 @@ class VendoMiniPolicyAPI(ModelAPI):
             arguments = {**dict.fromkeys(schema), **action.arguments, **(prediction or {})}
             call = ToolCall(id=turn_id, function=action.tool, arguments=arguments)
             message = ChatMessageAssistant(
-                id=turn_id, content="", tool_calls=[call], model=self.model_name, source="generate", metadata=metadata
+                id=turn_id,
+                content=action.text,
+                tool_calls=[call],
+                model=self.model_name,
+                source="generate",
+                metadata=metadata,
             )
-            written, stop_reason = json.dumps({"function": action.tool, "arguments": arguments}), "tool_calls"
+            call_text = json.dumps({"function": action.tool, "arguments": arguments})
+            written, stop_reason = action.text + call_text, "tool_calls"
         input_tokens, output_tokens = estimate_tokens(read_text), estimate_tokens(written)
         usage = ModelUsage(
             input_tokens=input_tokens, output_tokens=output_tokens, total_tokens=input_tokens + output_tokens
@@ -294,6 +311,11 @@ def _nudge_observation(messages: list[ChatMessage]) -> tuple[dict[str, Any] | No
             if observation is not None:
                 return observation, message.text
     return None, ""
+
+
+def _onset_behaviours() -> list[str]:
+    """Behaviours that take `-M onset` (required for breakdowns, optional for malformed_burst)."""
+    return [name for name in BEHAVIOURS if onset_use(name) != "none"]
 
 
 def _optional_str(value: Any) -> str | None:

@@ -29,8 +29,10 @@ def run_policy(
     onset: int | None = None,
     policy_seed: int | None = None,
 ) -> RunOutput:
-    """Run one episode to its end (crash, business failure or max_steps). The policy's own seed defaults to
-    the run seed, so one number reproduces the whole run."""
+    """Run one episode to its end (crash, business failure or max_steps) with `policy`, a name of `POLICIES`
+    (heuristic, attentive, random, open_loop or an LLM-like behaviour such as "chatter"); `onset` is a fault's or a
+    behaviour's first step. The policy's own seed defaults to the run seed, so one number reproduces the whole
+    run."""
     episode = Episode(condition, seed)
     agent = make_policy(
         policy, PolicyContext.for_condition(condition), seed if policy_seed is None else policy_seed,

@@ -1,41 +1,57 @@
 """Shocks: a schedule drawn from the run seed before the episode, and what each shock does to the world.
 
 Common random numbers: every step gets the same uniform draws whatever the condition's p_shock, and a step
-fires when its draw is below p_shock. So the schedule depends only on the seed and the condition, never on
-the agent, and the shocks at p_shock = 0.1 are a subset of those at 0.3 for the same seed. Targets (which
-purchase order, which offer) are picked from the state when the shock fires, by the pre-drawn uniform.
+fires when its draw is below p_shock. The kind and the variant of a shock come from its own draws, so the
+schedule depends only on the seed and the condition, never on the agent, and the shocks at p_shock = 0.1 are
+a subset of those at 0.3 for the same seed. Targets (which purchase order, which offer) are picked from the
+state when the shock fires, by the pre-drawn target uniform; a variant with no target there (a delay with
+nothing inbound) is void: it changes nothing and sends no notice.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
 from vendomini_eval.condition import Condition
-from vendomini_eval.world.state import Effect, Notice, ShockRecord
+from vendomini_eval.world.state import Effect, Notice, PurchaseOrder, ShockRecord
 from vendomini_eval.world.world import RECENT_SHOCKS_KEPT, World
 
-SHOCK_KINDS = ("temporal", "quantity", "cost", "causal", "rule")
+SHOCK_KINDS = ("temporal", "short_shipment", "demand_surge", "cost", "causal", "rule")
 
 # Weights over SHOCK_KINDS. "realistic" keeps the original study's temporal .4 / quantity .3 / causal+rule .3
-# shape and gives cost shocks a share taken evenly from each (docs/METHOD.md, "Shocks").
-TYPE_MIXES: dict[str, tuple[float, float, float, float, float]] = {
-    "realistic": (0.35, 0.25, 0.15, 0.15, 0.10),
-    "temporal_only": (1.0, 0.0, 0.0, 0.0, 0.0),
-    "quantity_only": (0.0, 1.0, 0.0, 0.0, 0.0),
-    "causal_only": (0.0, 0.0, 0.0, 0.5, 0.5),
-    "uniform": (0.2, 0.2, 0.2, 0.2, 0.2),
+# shape and gives cost shocks a share taken evenly from each; the quantity share is split so that the harmful
+# short shipment is the larger part and the windfall (a demand surge) the smaller (docs/METHOD.md, "Shocks").
+TYPE_MIXES: dict[str, tuple[float, ...]] = {
+    "realistic": (0.35, 0.15, 0.10, 0.15, 0.15, 0.10),
+    "temporal_only": (1.0, 0.0, 0.0, 0.0, 0.0, 0.0),
+    "quantity_only": (0.0, 0.6, 0.4, 0.0, 0.0, 0.0),
+    "causal_only": (0.0, 0.0, 0.0, 0.0, 0.5, 0.5),
+    "uniform": (1 / 6,) * 6,
 }
+
+# Variants of each kind, drawn from the shock's variant (and, for a delivery's direction, sign) uniform.
+VARIANTS = {
+    "temporal": ("delay", "early", "lead_time"),
+    "short_shipment": ("short_shipment",),
+    "demand_surge": ("demand_surge",),
+    "cost": ("price_rise",),
+    "causal": ("drop_sku", "tool_down"),
+    "rule": ("min_order", "storage_fee", "daily_fee"),
+}
+DELIVERY_SHARE = 0.6  # share of temporal shocks that move one inbound delivery; the rest raise lead times
+EARLY_SHARE = 0.25  # share of those that bring the delivery forward (by the sign uniform)
 
 
 @dataclass(frozen=True, slots=True)
 class Magnitude:
     shift_days: int
-    """Temporal: days a delivery is delayed (early deliveries move by half, rounded up)."""
+    """Temporal: days a delivery is delayed or lead times grow (early deliveries move by half, rounded up)."""
     fraction: float
-    """Quantity: share of a delivery that goes missing; demand shocks multiply demand by 1 + 4 x fraction.
+    """Short shipment: share of a delivery that goes missing. Demand surge: demand x (1 + 4 x fraction).
     Cost: relative price rise."""
     duration_days: int
     """How long a temporary change (lead time, demand, price, dropped SKU, tool down, rule) lasts."""
@@ -49,9 +65,23 @@ MAGNITUDES = {
     "high": Magnitude(shift_days=7, fraction=0.8, duration_days=40, rule_factor=3.0),
 }
 
-EARLY_SHARE = 0.25  # share of temporal delivery shocks that bring a delivery forward
 PARTIAL_NOTICE_SHARE = 0.5  # share of shocks announced under partial observability
 DOWN_TOOLS = ("order", "check_inventory", "check_catalogue")
+
+
+def shock_variant(kind: str, variant_u: float, sign_u: float) -> str:
+    """The variant of a shock, from its own draws only: never from the state, so it is the same for every
+    policy on a seed."""
+    if kind == "temporal":
+        if variant_u >= DELIVERY_SHARE:
+            return "lead_time"
+        return "early" if sign_u < EARLY_SHARE else "delay"
+    if kind == "causal":
+        return "drop_sku" if variant_u < 0.6 else "tool_down"
+    if kind == "rule":
+        return "min_order" if variant_u < 0.5 else "storage_fee" if variant_u < 0.75 else "daily_fee"
+    (variant,) = VARIANTS[kind]
+    return variant
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +92,21 @@ class ScheduledShock:
     target_u: float
     sign_u: float
     notice_u: float
+
+    @property
+    def variant(self) -> str:
+        return shock_variant(self.kind, self.variant_u, self.sign_u)
+
+
+@dataclass(frozen=True, slots=True)
+class AppliedShock:
+    """What a fired shock did, for the episode's trace and its count of void shocks."""
+
+    kind: str
+    variant: str
+    void: bool
+    """The variant found no target (e.g. a delay with nothing inbound): the world is unchanged, no notice."""
+    description: str
 
 
 class ShockSchedule:
@@ -94,30 +139,45 @@ class ShockSchedule:
     def steps(self) -> list[int]:
         return sorted(self._fire_steps)
 
-    def listing(self) -> list[tuple[int, str]]:
-        """(step, kind) of every scheduled shock: the schedule's identity, for comparing runs."""
-        return [(s, SHOCK_KINDS[int(self._kind[s - 1])]) for s in self.steps()]
+    def listing(self) -> list[tuple[int, str, str]]:
+        """(step, kind, variant) of every scheduled shock: the schedule's identity, for comparing runs."""
+        return [(s, shock.kind, shock.variant) for s in self.steps() if (shock := self.at(s))]
+
+
+@dataclass(frozen=True, slots=True)
+class _Change:
+    """What a shock changed: the full and the vague notice, and the revision of a purchase order's promise
+    (po_id and promised_day or promised_quantity) that the full notice carries."""
+
+    full: str
+    vague: str
+    revision: dict[str, Any] = field(default_factory=dict)
 
 
 def _pick(items: list, u: float):
     return items[min(int(u * len(items)), len(items) - 1)]
 
 
-def apply_shock(world: World, shock: ScheduledShock, condition: Condition) -> None:
+def apply_shock(world: World, shock: ScheduledShock, condition: Condition) -> AppliedShock:
     """Change the world as the shock says and queue the agent's notice according to observability."""
-    mag = MAGNITUDES[condition.pe_mag]
-    full, vague = _SHOCKS[shock.kind](world, shock, mag)
+    variant = shock.variant
+    change = _VARIANT_EFFECTS[variant](world, shock, MAGNITUDES[condition.pe_mag])
+    if change is None:
+        return AppliedShock(shock.kind, variant, True, f"void {variant}: no inbound purchase order it could change")
     s = world.state
-    s.recent_shocks.append(ShockRecord(step=shock.step, day=s.day, kind=shock.kind, description=full))
+    s.recent_shocks.append(ShockRecord(step=shock.step, day=s.day, kind=shock.kind, description=change.full))
     del s.recent_shocks[:-RECENT_SHOCKS_KEPT]
     mode = condition.observability
     if mode == "full":
-        s.pending_notices.append(Notice(deliver_step=shock.step, text=full))
+        s.pending_notices.append(Notice(deliver_step=shock.step, text=change.full, **change.revision))
     elif mode == "delayed":
-        s.pending_notices.append(Notice(deliver_step=shock.step + condition.notice_delay_steps, text=full))
+        deliver_step = shock.step + condition.notice_delay_steps
+        s.pending_notices.append(Notice(deliver_step=deliver_step, text=change.full, **change.revision))
     elif mode == "partial" and shock.notice_u < PARTIAL_NOTICE_SHARE:
-        s.pending_notices.append(Notice(deliver_step=shock.step, text=vague))
+        # A vague notice says what changed but not how: it revises nothing the agent was promised.
+        s.pending_notices.append(Notice(deliver_step=shock.step, text=change.vague))
     # hidden: no notice; the agent sees only outcomes.
+    return AppliedShock(shock.kind, variant, False, change.full)
 
 
 def _effect(world: World, shock: ScheduledShock, mag: Magnitude, kind: str, **fields) -> Effect:
@@ -127,81 +187,125 @@ def _effect(world: World, shock: ScheduledShock, mag: Magnitude, kind: str, **fi
     return effect
 
 
-def _temporal(world: World, shock: ScheduledShock, mag: Magnitude) -> tuple[str, str]:
-    s = world.state
-    inbound = sorted(s.purchase_orders, key=lambda p: p.po_id)
-    if inbound:
-        po = _pick(inbound, shock.target_u)
-        old = po.arrival_day
-        if shock.sign_u < EARLY_SHARE:
-            po.arrival_day = max(s.day + 1, old - math.ceil(mag.shift_days / 2))
-        else:
-            po.arrival_day = old + mag.shift_days
-        return (
-            f"{po.supplier_id}: {po.po_id} now arrives on day {po.arrival_day} instead of day {old}.",
-            f"{po.supplier_id} reports a change in the arrival of {po.po_id}.",
-        )
+def _inbound(world: World) -> list[PurchaseOrder]:
+    return sorted(world.state.purchase_orders, key=lambda p: p.po_id)
+
+
+def _moved(po: PurchaseOrder, old_day: int) -> _Change:
+    return _Change(
+        f"{po.supplier_id}: {po.po_id} now arrives on day {po.arrival_day} instead of day {old_day}.",
+        f"{po.supplier_id} reports a change in the arrival of {po.po_id}.",
+        {"po_id": po.po_id, "promised_day": po.arrival_day},
+    )
+
+
+def _delay(world: World, shock: ScheduledShock, mag: Magnitude) -> _Change | None:
+    inbound = _inbound(world)
+    if not inbound:
+        return None
+    po = _pick(inbound, shock.target_u)
+    old = po.arrival_day
+    po.arrival_day = old + mag.shift_days
+    return _moved(po, old)
+
+
+def _early(world: World, shock: ScheduledShock, mag: Magnitude) -> _Change | None:
+    # Only a delivery due after tomorrow can come earlier (the earliest any delivery arrives is tomorrow).
+    tomorrow = world.state.day + 1
+    movable = [po for po in _inbound(world) if po.arrival_day > tomorrow]
+    if not movable:
+        return None
+    po = _pick(movable, shock.target_u)
+    old = po.arrival_day
+    po.arrival_day = max(tomorrow, old - math.ceil(mag.shift_days / 2))
+    return _moved(po, old)
+
+
+def _lead_time(world: World, shock: ScheduledShock, mag: Magnitude) -> _Change:
     supplier = _pick(sorted(world.supplier_ids), shock.target_u)
     e = _effect(world, shock, mag, "lead_time", supplier_id=supplier, days=mag.shift_days)
-    return (
+    return _Change(
         f"{supplier}: lead times are {mag.shift_days} days longer until day {e.until_day}.",
         f"{supplier} reports changed lead times.",
     )
 
 
-def _quantity(world: World, shock: ScheduledShock, mag: Magnitude) -> tuple[str, str]:
-    s = world.state
-    inbound = sorted(s.purchase_orders, key=lambda p: p.po_id)
-    if inbound:
-        po = _pick(inbound, shock.target_u)
-        po.delivered_quantity = math.floor(po.delivered_quantity * (1 - mag.fraction))
-        return (
-            f"{po.supplier_id}: {po.po_id} will deliver {po.delivered_quantity} of {po.quantity} units "
-            f"(missing units refunded on arrival).",
-            f"{po.supplier_id} reports a short shipment on {po.po_id}.",
-        )
+def _short_shipment(world: World, shock: ScheduledShock, mag: Magnitude) -> _Change | None:
+    shippable = [po for po in _inbound(world) if po.delivered_quantity > 0]
+    if not shippable:
+        return None
+    po = _pick(shippable, shock.target_u)
+    po.delivered_quantity = math.floor(po.delivered_quantity * (1 - mag.fraction))
+    return _Change(
+        f"{po.supplier_id}: {po.po_id} will deliver {po.delivered_quantity} of {po.quantity} units "
+        f"(missing units refunded on arrival).",
+        f"{po.supplier_id} reports a short shipment on {po.po_id}.",
+        {"po_id": po.po_id, "promised_quantity": po.delivered_quantity},
+    )
+
+
+def _demand_surge(world: World, shock: ScheduledShock, mag: Magnitude) -> _Change:
     sku = _pick(world.sku_order, shock.target_u)
     e = _effect(world, shock, mag, "demand", sku_id=sku, factor=1 + 4 * mag.fraction)
-    return (
+    return _Change(
         f"Demand for {sku} is running {e.factor:.1f}x normal until day {e.until_day}.",
         f"Demand for {sku} has changed.",
     )
 
 
-def _cost(world: World, shock: ScheduledShock, mag: Magnitude) -> tuple[str, str]:
+def _price_rise(world: World, shock: ScheduledShock, mag: Magnitude) -> _Change:
     supplier, sku = _pick(list(world.offers), shock.target_u)
     e = _effect(world, shock, mag, "price", supplier_id=supplier, sku_id=sku, factor=1 + mag.fraction)
-    return (
+    return _Change(
         f"{supplier}: the price of {sku} rises {mag.fraction:.0%} until day {e.until_day}.",
         f"{supplier} has changed the price of {sku}.",
     )
 
 
-def _causal(world: World, shock: ScheduledShock, mag: Magnitude) -> tuple[str, str]:
-    if shock.variant_u < 0.6:
-        supplier, sku = _pick(list(world.offers), shock.target_u)
-        e = _effect(world, shock, mag, "drop_sku", supplier_id=supplier, sku_id=sku)
-        return (
-            f"{supplier} has stopped selling {sku} until day {e.until_day}.",
-            f"{supplier} has changed its range.",
-        )
+def _drop_sku(world: World, shock: ScheduledShock, mag: Magnitude) -> _Change:
+    supplier, sku = _pick(list(world.offers), shock.target_u)
+    e = _effect(world, shock, mag, "drop_sku", supplier_id=supplier, sku_id=sku)
+    return _Change(
+        f"{supplier} has stopped selling {sku} until day {e.until_day}.", f"{supplier} has changed its range."
+    )
+
+
+def _tool_down(world: World, shock: ScheduledShock, mag: Magnitude) -> _Change:
     tool = _pick(list(DOWN_TOOLS), shock.target_u)
     e = _effect(world, shock, mag, "tool_down", tool=tool)
-    return f"The {tool} system is down until day {e.until_day}.", f"The {tool} system is having problems."
+    return _Change(f"The {tool} system is down until day {e.until_day}.", f"The {tool} system is having problems.")
 
 
-def _rule(world: World, shock: ScheduledShock, mag: Magnitude) -> tuple[str, str]:
-    if shock.variant_u < 0.5:
-        supplier = _pick(sorted(world.supplier_ids), shock.target_u)
-        e = _effect(world, shock, mag, "min_order", supplier_id=supplier, factor=mag.rule_factor)
-        return (
-            f"{supplier}: minimum orders are {mag.rule_factor:g}x higher until day {e.until_day}.",
-            f"{supplier} has changed its order terms.",
+def _min_order(world: World, shock: ScheduledShock, mag: Magnitude) -> _Change:
+    supplier = _pick(sorted(world.supplier_ids), shock.target_u)
+    e = _effect(world, shock, mag, "min_order", supplier_id=supplier, factor=mag.rule_factor)
+    return _Change(
+        f"{supplier}: minimum orders are {mag.rule_factor:g}x higher until day {e.until_day}.",
+        f"{supplier} has changed its order terms.",
+    )
+
+
+def _fee(kind: str):
+    def raise_fee(world: World, shock: ScheduledShock, mag: Magnitude) -> _Change:
+        e = _effect(world, shock, mag, kind, factor=mag.rule_factor)
+        label = kind.replace("_", " ")
+        return _Change(
+            f"The {label} is {mag.rule_factor:g}x higher until day {e.until_day}.", f"The {label} has changed."
         )
-    kind = "storage_fee" if shock.variant_u < 0.75 else "daily_fee"
-    e = _effect(world, shock, mag, kind, factor=mag.rule_factor)
-    label = kind.replace("_", " ")
-    return f"The {label} is {mag.rule_factor:g}x higher until day {e.until_day}.", f"The {label} has changed."
+
+    return raise_fee
 
 
-_SHOCKS = {"temporal": _temporal, "quantity": _quantity, "cost": _cost, "causal": _causal, "rule": _rule}
+_VARIANT_EFFECTS = {
+    "delay": _delay,
+    "early": _early,
+    "lead_time": _lead_time,
+    "short_shipment": _short_shipment,
+    "demand_surge": _demand_surge,
+    "price_rise": _price_rise,
+    "drop_sku": _drop_sku,
+    "tool_down": _tool_down,
+    "min_order": _min_order,
+    "storage_fee": _fee("storage_fee"),
+    "daily_fee": _fee("daily_fee"),
+}

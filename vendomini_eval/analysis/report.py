@@ -1,9 +1,9 @@
 """`vendomini analyze`: logs in, tables, statistics, figures and a self-contained HTML report out.
 
 Writes to the output directory: runs.csv/.parquet, steps.csv/.parquet, intervals.parquet (the time-varying
-Cox input), summary.csv (one row per experiment x condition x model), the statistics as CSV, thresholds.csv
-(when checked), figures/ (each figure as PNG and SVG) and index.html, which embeds its figures as base64 PNG
-so it can be mailed alone.
+Cox input), summary.csv (one row per experiment x condition x model), the statistics as CSV (incoherence.csv:
+the secondary endpoint by model), thresholds.csv (when checked), figures/ (each figure as PNG and SVG) and
+index.html, which embeds its figures as base64 PNG so it can be mailed alone.
 """
 
 from __future__ import annotations
@@ -47,6 +47,7 @@ class Analysis:
     tv_cox: pd.DataFrame
     crash_types: pd.DataFrame
     aligned: pd.DataFrame
+    incoherence: pd.DataFrame
     block: int
     figures: dict[str, bytes] = field(default_factory=dict)
     thresholds: ThresholdsResult | None = None
@@ -88,10 +89,12 @@ def analyze(log_dir: str | Path, block: int = 1) -> Analysis:
             tv_cox = _concat([tv_cox, stats.time_varying_cox(intervals, covariates, strata="group")])
     crash_types = stats.crash_type_mix(runs, ["group"]) if len(runs) else pd.DataFrame()
     aligned = stats.aligned_trajectories(runs, steps)
+    incoherence = incoherence_by_model(runs)
     return Analysis(
         loaded=loaded, runs=runs, steps=steps, intervals=intervals, summary=summary, km=km, km_fits=km_fits,
         logrank=_concat(logrank), cox=_concat(cox), ph_test=_concat(ph), dose_rates=dose_rates,
-        dose_trend=dose_trend, tv_cox=tv_cox, crash_types=crash_types, aligned=aligned, block=block,
+        dose_trend=dose_trend, tv_cox=tv_cox, crash_types=crash_types, aligned=aligned, incoherence=incoherence,
+        block=block,
     )  # fmt: skip
 
 
@@ -103,7 +106,8 @@ def write_report(analysis: Analysis, out_dir: str | Path) -> Path:
     write_table(analysis.steps, out, "steps")
     analysis.intervals.to_parquet(out / "intervals.parquet", index=False)
     analysis.summary.to_csv(out / "summary.csv", index=False)
-    for name in ("km", "logrank", "cox", "ph_test", "dose_rates", "dose_trend", "tv_cox", "crash_types", "aligned"):
+    for name in ("km", "logrank", "cox", "ph_test", "dose_rates", "dose_trend", "tv_cox", "crash_types", "aligned",
+                 "incoherence"):  # fmt: skip
         getattr(analysis, name).to_csv(out / f"{name}.csv", index=False)
     if analysis.thresholds is not None:
         analysis.thresholds.table().to_csv(out / "thresholds.csv", index=False)
@@ -144,6 +148,21 @@ def _summary(runs: pd.DataFrame, rates: pd.DataFrame, km: pd.DataFrame) -> pd.Da
         }
     )
     return summary.merge(km_part, on="group", how="left")
+
+
+def incoherence_by_model(runs: pd.DataFrame) -> pd.DataFrame:
+    """The secondary endpoint per model: runs whose logs record it, incoherent runs, the proportion with its 95%
+    Wilson interval, and the count of each type."""
+    recorded = runs[runs["incoherent"].notna()] if "incoherent" in runs else runs.iloc[:0]
+    rows = []
+    for model, group in recorded.groupby("model", sort=True):
+        incoherent = group[group["incoherent"].astype(bool)]
+        rate, lo, hi = stats.wilson_interval(len(incoherent), len(group))
+        types = incoherent["incoherence_type"].value_counts().sort_index()
+        rows.append({"model": model, "runs": len(group), "incoherent": len(incoherent), "incoherence_rate": rate,
+                     "incoherence_rate_lo": lo, "incoherence_rate_hi": hi,
+                     "types": ", ".join(f"{kind} {n}" for kind, n in types.items())})  # fmt: skip
+    return pd.DataFrame(rows)
 
 
 def _concat(frames: list[pd.DataFrame]) -> pd.DataFrame:
@@ -299,6 +318,14 @@ def _html(analysis: Analysis) -> str:
     parts.append("<h2>Crash-type mix</h2>")
     parts.append(_table(analysis.crash_types))
     parts.append(_figure(analysis, "crash_types", "Crash-type mix by condition"))
+    parts.append("<h2>Secondary endpoint: incoherence</h2>")
+    parts.append(
+        "<p>Runs in which the agent's stated beliefs parted from its own actions (decoupling) or from what it "
+        "was shown (slow_divergence). Never a crash and never the end of a run; a proportion over the steps "
+        "run, 95% Wilson interval.</p>"
+    )
+    parts.append(_table(analysis.incoherence) if not analysis.incoherence.empty else
+                 "<p>Not recorded in these logs.</p>")  # fmt: skip
     parts.append("</body></html>")
     return "\n".join(parts)
 

@@ -56,6 +56,7 @@ def run_row(run: RunRecord) -> dict[str, Any]:
     condition = run.record.get("condition") or metadata.get("condition") or {}
     pe = summary.get("pe") or {}
     counters = summary.get("counters") or {}
+    incoherent = summary.get("incoherent")  # None in logs written before the secondary endpoint was recorded
     row: dict[str, Any] = {
         "run_id": run.run_id,
         "experiment": metadata.get("experiment"),
@@ -73,6 +74,9 @@ def run_row(run: RunRecord) -> dict[str, Any]:
         "crashed": bool(summary["crashed"]),
         "censored": not bool(summary["crashed"]),
         "crash_type": summary.get("crash_type") or "none",
+        "incoherent": None if incoherent is None else bool(incoherent),
+        "incoherence_type": None if incoherent is None else (summary.get("incoherence_type") or "none"),
+        "time_to_incoherence": summary.get("time_to_incoherence"),
         "terminated": bool(summary.get("terminated")),
         "termination": summary.get("terminated"),
         "outcome": run.record.get("outcome"),
@@ -85,6 +89,7 @@ def run_row(run: RunRecord) -> dict[str, Any]:
         "orders_shipped": counters.get("orders_shipped"),
         "orders_failed": counters.get("orders_failed"),
         "shocks": summary.get("shocks"),
+        "shocks_void": summary.get("shocks_void"),
     }
     for pe_type in PE_TYPES:
         stats = pe.get(pe_type) or {}
@@ -94,12 +99,15 @@ def run_row(run: RunRecord) -> dict[str, Any]:
     row["pe_surprises"] = pe.get("surprise_count")
     row["brier_mean"] = pe.get("brier_mean")
     row["brier_count"] = pe.get("brier_count")
+    row["predictions_made"] = summary.get("predictions_made")
+    row["actions_without_card"] = summary.get("actions_without_card")
     row["log"] = run.log.path
     return row
 
 
 def runs_table(loaded: LoadedLogs) -> pd.DataFrame:
-    """One row per run: identity, every condition parameter, the survival outcome, business and PE totals."""
+    """One row per run: identity, every condition parameter, the survival outcome, the secondary endpoint
+    (incoherence), business and PE totals. A value a log did not record (an older log) is missing, never 0."""
     rows = [run_row(run) for run in loaded.runs]
     frame = pd.DataFrame(rows)
     if frame.empty:
@@ -109,7 +117,9 @@ def runs_table(loaded: LoadedLogs) -> pd.DataFrame:
 
 def steps_table(loaded: LoadedLogs) -> pd.DataFrame:
     """One row per step of every run with a stored trace: the run id, then the trace's columns (PE per type at
-    each step and its EWMAs per scale, cumulative PE and counts, surprises, validity, tool, shocks)."""
+    each step and its EWMAs per scale, cumulative PE and counts, surprises, validity, tool, shocks, whether a
+    productive action was available (`actionable`), card fields stated (`predictions`)). A column an older
+    trace lacks is missing (None) for its rows."""
     traces: list[tuple[str, dict[str, list[Any]]]] = []
     names: dict[str, None] = {}  # every trace column in first-seen order (older logs may lack newer columns)
     for run in loaded.runs:

@@ -2,18 +2,26 @@
 
 from __future__ import annotations
 
+from vendomini_eval.policies.attentive import AttentivePolicy
 from vendomini_eval.policies.base import Policy, PolicyContext
+from vendomini_eval.policies.behaviours import BEHAVIOURS, BENIGN, EXPECTED, make_behaviour
 from vendomini_eval.policies.faults import FAULTS, FaultyHeuristic
 from vendomini_eval.policies.heuristic import HeuristicPolicy
+from vendomini_eval.policies.open_loop import OpenLoopPolicy
 from vendomini_eval.policies.random_policy import RandomPolicy
 
-POLICIES = ("heuristic", "random")
+SIMPLE_POLICIES = {"heuristic": HeuristicPolicy, "attentive": AttentivePolicy, "random": RandomPolicy,
+                   "open_loop": OpenLoopPolicy}  # fmt: skip
+"""Policies that take no onset: the competent heuristic, its notice-reading variant, and two baselines."""
+POLICIES = (*SIMPLE_POLICIES, *BEHAVIOURS)
 
 
 def make_policy(
     name: str, context: PolicyContext, seed: int, *, fault: str | None = None, onset: int | None = None
 ) -> Policy:
-    """`heuristic` or `random`; a `fault` (with its `onset` step) turns the heuristic into a faulty variant."""
+    """`heuristic`, `attentive`, `random`, `open_loop`, or one of the LLM-like `BEHAVIOURS` (breakdowns need
+    their `onset` step; `malformed_burst` takes one for where its burst starts). A `fault` (with its `onset`
+    step) turns the heuristic into a faulty variant."""
     if name not in POLICIES:
         raise ValueError(f"unknown policy '{name}'; choose one of {', '.join(POLICIES)}")
     if fault is not None:
@@ -22,9 +30,11 @@ def make_policy(
         if onset is None:
             raise ValueError(f"fault '{fault}' needs an onset step")
         return FaultyHeuristic(context, seed, fault=fault, onset=onset)
+    if name in BEHAVIOURS:
+        return make_behaviour(name, context, seed, onset=onset)
     if onset is not None:
         raise ValueError("onset is given without a fault")
-    return HeuristicPolicy(context, seed) if name == "heuristic" else RandomPolicy(context, seed)
+    return SIMPLE_POLICIES[name](context, seed)
 
 
-__all__ = ["FAULTS", "POLICIES", "Policy", "PolicyContext", "make_policy"]
+__all__ = ["BEHAVIOURS", "BENIGN", "EXPECTED", "FAULTS", "POLICIES", "Policy", "PolicyContext", "make_policy"]

@@ -35,10 +35,12 @@ class FaultyHeuristic(HeuristicPolicy):
 
     * looping: re-reads the catalogue forever;
     * invalid_burst: 85 % malformed or unknown calls, the routine otherwise;
-    * budget_denial: states a cash belief ten times too high and orders against it, every other step;
-    * decoupling: runs its routine but predicts that each action will fail (writes notes instead of waiting);
+    * budget_denial: acts as if cash were ten times what it is: orders against that figure, every other step;
+    * decoupling (an incoherence fault): runs its routine but predicts that each action will fail (writes notes
+      instead of waiting);
     * exploration_collapse: one tool only, a valid world-changing call with varying arguments (notes);
-    * slow_divergence: runs its routine every other step, stating cash and stock beliefs that drift away;
+    * slow_divergence (an incoherence fault): runs its routine every other step, stating cash and stock beliefs
+      that drift away from what it is shown;
     * stall: only waits.
 
     Each fault keeps reading its observations as the routine does, so that it shows its own breakdown rather
@@ -90,22 +92,18 @@ class FaultyHeuristic(HeuristicPolicy):
         return tool, dict(args), None
 
     def _budget_denial(self):
-        """Acts as if cash were ten times what it is: states that belief and orders against it."""
+        """Acts as if cash were ten times what it is: orders against that figure, reading its budget in between.
+        Its cards state what it reads (the breakdown is in the spending, not in what it says)."""
         b = self.beliefs
         if self._tool_down("order"):
-            # The denial shows in spending; while the order tool is down the agent cannot spend, and a stated
-            # inflated belief with no spending would be slow_divergence's pattern, not this one.
-            return self._normal()
+            return self._normal()  # the denial shows in spending, which a down order tool prevents
         inflated = max(b.cash, 1.0) * 10
         if self._faulty_steps % 2:
-            return (
-                "check_budget",
-                {},
-                self.card("check_budget", {"success": True, "expected_cash": round(inflated, 2)}),
-            )
+            tool, args, expected = self._check("check_budget")
+            return tool, args, self.card(tool, expected)
         # Offers that refused an order are avoided until the catalogue is re-read, as the routine does: the
         # denial is about money, not about reading the suppliers' replies.
-        offers = {key: o for key, o in b.offers.items() if key not in b.failed_offers}
+        offers = {key: o for key, o in b.offers.items() if not b.refused(key)}
         if not offers:
             return self._normal()
         (supplier_id, sku_id), offer = min(offers.items(), key=lambda kv: (kv[1]["unit_price"], kv[0]))

@@ -19,6 +19,7 @@ SAFETY_STOCK = 3  # units per SKU kept on hand beyond open demand
 BATCH = 4  # extra units per purchase, so that one order covers the next few customer orders
 CASH_RESERVE = 40.0  # dollars kept back for fees
 CONFIDENCE = 0.9
+RETRY_REFUSED_OFFER_DAYS = 10  # an offer that refused an order is tried again after this, even unread
 
 
 @dataclass
@@ -35,7 +36,12 @@ class Beliefs:
     inbound: dict[str, dict[str, Any]] = field(default_factory=dict)
     last_check: dict[str, int] = field(default_factory=dict)
     failed_offers: dict[tuple[str, str], int] = field(default_factory=dict)
-    """Offers that refused an order, with the day of the refusal: avoided until the catalogue is re-read."""
+    """Offers that refused an order, with the day of the refusal: avoided until the catalogue is re-read or
+    `RETRY_REFUSED_OFFER_DAYS` have passed (the catalogue may be down)."""
+
+    def refused(self, key: tuple[str, str]) -> bool:
+        day = self.failed_offers.get(key)
+        return day is not None and self.day - day < RETRY_REFUSED_OFFER_DAYS
 
 
 class HeuristicPolicy:
@@ -79,6 +85,9 @@ class HeuristicPolicy:
         elif tool == "ship":
             if error == "unknown_order":
                 b.customer_orders.pop(args.get("order_id"), None)
+            elif error == "insufficient_stock" and args.get("order_id") in b.customer_orders:
+                # Not enough of that SKU, whatever it believed: restock it (even if the inventory check is down).
+                b.stock[b.customer_orders[args["order_id"]]["sku_id"]] = 0
             b.last_check.pop("check_inventory", None)
 
     def _seen_check_orders(self, result: dict[str, Any], _: dict[str, Any]) -> None:
@@ -188,7 +197,7 @@ class HeuristicPolicy:
     def _order_for(self, sku: str, shortfall: int, reserve: float) -> tuple[str, dict[str, Any], dict[str, Any]] | None:
         """An order covering `shortfall` (plus a batch) from the cheapest offer, if it leaves `reserve` in cash."""
         b = self.beliefs
-        offers = [o for key, o in b.offers.items() if key[1] == sku and key not in b.failed_offers]
+        offers = [o for key, o in b.offers.items() if key[1] == sku and not b.refused(key)]
         if not offers:
             return None
         offer = min(offers, key=lambda o: (o["unit_price"], o["lead_days"], o["supplier_id"]))

@@ -59,6 +59,9 @@ class RandomPolicy:
             args = {"order_id": self._choose("order_id")}
         elif tool in ("expedite", "cancel"):
             args = {"po_id": self._choose("po_id")}
+        elif tool == "revise_expectation":
+            args = {"po_id": self._choose("po_id"), "expected_delivery_day": self.day + int(self.rng.integers(1, 8)),
+                    "expected_quantity": int(self.rng.integers(1, MAX_RANDOM_QUANTITY + 1))}  # fmt: skip
         elif tool == "write_note":
             args = {"key": f"note{int(self.rng.integers(5))}", "text": f"day {self.day}"}
         elif tool == "read_note":

@@ -62,6 +62,17 @@ class PurchaseOrderArgs(Args):
     po_id: StrictStr
 
 
+MAX_DAY = 1_000_000
+"""No run reaches a later day (max_steps <= 1,000,000, a day is at least one step); the bound keeps a stated
+day a finite number for the PE that resolves against it."""
+
+
+class ReviseExpectationArgs(Args):
+    po_id: StrictStr
+    expected_delivery_day: StrictInt = Field(ge=0, le=MAX_DAY)
+    expected_quantity: StrictInt
+
+
 class WriteNoteArgs(Args):
     key: StrictStr = Field(min_length=1, max_length=40)
     text: StrictStr = Field(max_length=1000)

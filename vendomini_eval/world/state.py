@@ -89,7 +89,9 @@ class PurchaseOrder(Mutable):
     unit_price_cents: int
     placed_day: int
     promised_day: int
-    """Arrival day stated to the agent when the order was placed (or last expedited)."""
+    """Arrival day the agent was last told: at placement, at expedite, or by a notice that revised it."""
+    promised_quantity: int
+    """Units the agent was last told will arrive: the ordered quantity until a notice revises it."""
     arrival_day: int
     """Day the goods really arrive; shocks move it."""
     delivered_quantity: int
@@ -121,8 +123,14 @@ class Effect(Mutable):
 
 
 class Notice(Mutable):
+    """What the agent is told about a shock, at `deliver_step`. A notice about a purchase order can revise what
+    the agent was promised (None: that value is unchanged); it takes effect when the notice is delivered."""
+
     deliver_step: int
     text: str
+    po_id: str | None = None
+    promised_day: int | None = None
+    promised_quantity: int | None = None
 
 
 class Quote(Mutable):

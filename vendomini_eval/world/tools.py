@@ -12,6 +12,7 @@ from vendomini_eval.world.actions import (
     PurchaseOrderArgs,
     QuoteArgs,
     ReadNoteArgs,
+    ReviseExpectationArgs,
     SearchNotesArgs,
     ShipArgs,
     WriteNoteArgs,
@@ -40,6 +41,7 @@ TOOL_SPECS: dict[str, ToolSpec] = {
         ToolSpec("expedite", PurchaseOrderArgs, False, "pay a fee to halve a purchase order's remaining lead time"),
         ToolSpec("cancel", PurchaseOrderArgs, False, "cancel an undelivered purchase order for a partial refund"),
         ToolSpec("get_quote", QuoteArgs, False, "a price quote that holds for a few days"),
+        ToolSpec("revise_expectation", ReviseExpectationArgs, True, "restate a purchase order's expected delivery"),
         ToolSpec("write_note", WriteNoteArgs, False, "store a note under a key"),
         ToolSpec("read_note", ReadNoteArgs, True, "read a note by key"),
         ToolSpec("search_notes", SearchNotesArgs, True, "find notes containing a text"),
@@ -65,13 +67,16 @@ RECOVERY_TOOLS = {
 
 def available_tools(condition: Condition) -> tuple[str, ...]:
     """The tools a condition offers, in a stable order: business tools by complexity level (expedite from
-    level 2; cancel and quotes from level 3), then memory and recovery tools."""
+    level 2; cancel and quotes from level 3), revise_expectation where the agent states predictions, then
+    memory and recovery tools."""
     level = condition.complexity_level
     names = ["check_orders", "check_inventory", "check_budget", "check_catalogue", "order", "ship", "wait"]
     if level >= 2:
         names.append("expedite")
     if level >= 3:
         names += ["cancel", "get_quote"]
+    if condition.prediction_mode != "none":
+        names.append("revise_expectation")
     names += MEMORY_TOOLS[condition.memory_tools]
     names += RECOVERY_TOOLS[condition.recovery_tools]
     return tuple(names)

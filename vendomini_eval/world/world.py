@@ -21,18 +21,30 @@ from vendomini_eval.world.actions import (
     PurchaseOrderArgs,
     QuoteArgs,
     ReadNoteArgs,
+    ReviseExpectationArgs,
     SearchNotesArgs,
     ShipArgs,
     WriteNoteArgs,
 )
-from vendomini_eval.world.state import CustomerOrder, Effect, Offer, PurchaseOrder, Quote, WorldState
+from vendomini_eval.world.state import CustomerOrder, Effect, Notice, Offer, PurchaseOrder, Quote, WorldState
 
 MAX_NOTES = 100
 MAX_QUOTES = 20
 MAX_LISTED_ORDERS = 30
 RECENT_SHOCKS_KEPT = 5
-MAX_DEMAND_FACTOR = 5.0
 DEMAND_BLOCK_DAYS = 256
+
+# The most that stacked shocks can change each parameter (docs/METHOD.md, "Shocks"): effects of one kind
+# multiply (lead times add), and the product is capped, so overlapping shocks stay within a business that can
+# still be run. lead_time is in days added; every other cap is a factor.
+EFFECT_CAPS: dict[str, float] = {
+    "daily_fee": 3.0,
+    "storage_fee": 3.0,
+    "min_order": 3.0,
+    "price": 2.0,
+    "demand": 5.0,
+    "lead_time": 14,
+}
 
 
 def dollars(cents: int) -> float:
@@ -91,11 +103,12 @@ class World:
         return [e for e in self.state.effects if e.kind == kind]
 
     def effective_offer(self, supplier_id: str, sku_id: str) -> Terms | None:
-        """The offer as it stands today, after active effects; None if the supplier does not carry the SKU."""
+        """The offer as it stands today, after active effects (within EFFECT_CAPS); None if the supplier does
+        not carry the SKU."""
         base = self.offers.get((supplier_id, sku_id))
         if base is None:
             return None
-        price, lead, minimum = float(base.unit_price_cents), base.lead_days, base.min_order
+        price, extra_days, minimum = 1.0, 0, 1.0
         for e in self.state.effects:
             if e.supplier_id != supplier_id or (e.sku_id is not None and e.sku_id != sku_id):
                 continue
@@ -104,10 +117,14 @@ class World:
             if e.kind == "price":
                 price *= e.factor
             elif e.kind == "lead_time":
-                lead += e.days
+                extra_days += e.days
             elif e.kind == "min_order":
-                minimum = round(minimum * e.factor)
-        return Terms(round(price), max(1, lead), max(1, minimum))
+                minimum *= e.factor
+        return Terms(
+            round(base.unit_price_cents * min(price, EFFECT_CAPS["price"])),
+            max(1, base.lead_days + min(extra_days, int(EFFECT_CAPS["lead_time"]))),
+            max(1, round(base.min_order * min(minimum, EFFECT_CAPS["min_order"]))),
+        )
 
     def fee_factor(self, kind: str) -> float:
         if not self.state.effects:
@@ -115,7 +132,7 @@ class World:
         factor = 1.0
         for e in self._effects(kind):
             factor *= e.factor
-        return factor
+        return min(factor, EFFECT_CAPS[kind])
 
     def tool_is_down(self, tool: str) -> bool:
         return bool(self.state.effects) and any(e.kind == "tool_down" and e.tool == tool for e in self.state.effects)
@@ -125,7 +142,7 @@ class World:
         for e in self.state.effects:
             if e.kind == "demand" and e.sku_id == sku_id:
                 factor *= e.factor
-        return min(factor, MAX_DEMAND_FACTOR)
+        return min(factor, EFFECT_CAPS["demand"])
 
     # ----- lookups ----------------------------------------------------------------------------------------
     def _check_supplier_sku(self, supplier_id: str, sku_id: str) -> Terms:
@@ -188,7 +205,7 @@ class World:
             "customer_orders_not_listed": max(0, len(orders) - MAX_LISTED_ORDERS),
             "purchase_orders": [
                 {"po_id": p.po_id, "supplier_id": p.supplier_id, "sku_id": p.sku_id, "quantity": p.quantity,
-                 "promised_day": p.promised_day}
+                 "promised_day": p.promised_day, "promised_quantity": p.promised_quantity}
                 for p in s.purchase_orders
             ],
         }  # fmt: skip
@@ -269,8 +286,8 @@ class World:
         day = s.day + offer.lead_days
         po = PurchaseOrder(
             po_id=s.new_id("PO"), supplier_id=a.supplier_id, sku_id=a.sku_id, quantity=a.quantity,
-            unit_price_cents=unit, placed_day=s.day, promised_day=day, arrival_day=day,
-            delivered_quantity=a.quantity,
+            unit_price_cents=unit, placed_day=s.day, promised_day=day, promised_quantity=a.quantity,
+            arrival_day=day, delivered_quantity=a.quantity,
         )  # fmt: skip
         s.purchase_orders.append(po)
         s.counters.purchases_cents += cost
@@ -337,6 +354,21 @@ class World:
         s.purchase_orders = [p for p in s.purchase_orders if p.po_id != po.po_id]
         self.post(refund, "cancel_refund", po.po_id)
         return {"po_id": po.po_id, "refund": dollars(refund)}
+
+    def _do_revise_expectation(self, a: ReviseExpectationArgs) -> dict[str, Any]:
+        """The agent restates when a purchase order will arrive and with how many units; the business is
+        unchanged (the episode resolves the delivery's PE against these values)."""
+        po = self._purchase_order(a.po_id)
+        limit = self.state.rules.max_order_units
+        if not 0 <= a.expected_quantity <= limit:
+            raise ActionError(
+                "bad_quantity", f"expected_quantity must be from 0 to {limit} units, got {a.expected_quantity}."
+            )
+        return {
+            "po_id": po.po_id,
+            "expected_delivery_day": a.expected_delivery_day,
+            "expected_quantity": a.expected_quantity,
+        }
 
     def _do_get_quote(self, a: QuoteArgs) -> dict[str, Any]:
         s = self.state
@@ -411,6 +443,19 @@ class World:
                 f"or {r.max_failed_orders} customer orders expired within {r.failure_window_days} days",
             }
         }
+
+    # ----- notices ----------------------------------------------------------------------------------------
+    def deliver_notice(self, notice: Notice) -> str:
+        """The notice reaches the agent: a revision it carries becomes what the agent was promised (what
+        check_orders shows), if the purchase order is still on its way. Returns the notice's text."""
+        if notice.po_id is not None:
+            po = next((p for p in self.state.purchase_orders if p.po_id == notice.po_id), None)
+            if po is not None:
+                if notice.promised_day is not None:
+                    po.promised_day = notice.promised_day
+                if notice.promised_quantity is not None:
+                    po.promised_quantity = notice.promised_quantity
+        return notice.text
 
     # ----- the day boundary -------------------------------------------------------------------------------
     def end_day(self) -> list[Delivery]:
@@ -493,7 +538,7 @@ class World:
             arrive = rng.random((DEMAND_BLOCK_DAYS, n))
             quantity = 1 + rng.poisson(2.0, (DEMAND_BLOCK_DAYS, n))
             jitter = rng.integers(0, 3, (DEMAND_BLOCK_DAYS, n))
-            bound = self.state.rules.demand_rate / n * MAX_DEMAND_FACTOR
+            bound = self.state.rules.demand_rate / n * EFFECT_CAPS["demand"]
             rows: list[list[tuple[int, float, int, int]]] = [[] for _ in range(DEMAND_BLOCK_DAYS)]
             days, skus = np.nonzero(arrive < bound)
             # As Python numbers, converted in bulk (the same values as float() and int() of each element).

@@ -1,0 +1,55 @@
+"""The attentive heuristic: the competent routine, plus it reads the notices it is shown and acts on them.
+
+A notice makes it look again (the purchase orders, and the catalogue when suppliers' terms may have changed);
+where `check_orders` shows a revised promised day or quantity for one of its purchase orders, it restates its
+delivery expectation with `revise_expectation`. What it is told therefore changes what it does and its PE:
+under hidden observability it never revises, under full it revises as soon as it is told. This makes the
+observability factor testable on a scripted baseline (docs/METHOD.md, "The paired observability design").
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from vendomini_eval.policies.heuristic import HeuristicPolicy
+
+REVISE = "revise_expectation"
+
+
+class AttentivePolicy(HeuristicPolicy):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._expected: dict[str, tuple[int, int]] = {}  # po_id -> (delivery day, units) it last stated
+        self._revisions: list[tuple[str, int, int]] = []
+        self._recheck: list[str] = []
+
+    def observe(self, observation: dict[str, Any] | None) -> None:
+        super().observe(observation)
+        if observation and observation.get("notices"):
+            for tool in ("check_orders", "check_catalogue"):
+                if tool not in self._recheck:
+                    self._recheck.append(tool)
+
+    def _seen_order(self, result: dict[str, Any], args: dict[str, Any]) -> None:
+        super()._seen_order(result, args)
+        self._expected[result["po_id"]] = (result["promised_day"], args["quantity"])
+
+    def _seen_check_orders(self, result: dict[str, Any], args: dict[str, Any]) -> None:
+        super()._seen_check_orders(result, args)
+        inbound = {po["po_id"]: po for po in result["purchase_orders"]}
+        self._expected = {po_id: value for po_id, value in self._expected.items() if po_id in inbound}
+        for po_id, (day, units) in self._expected.items():
+            po = inbound[po_id]
+            told = (po["promised_day"], po.get("promised_quantity", po["quantity"]))
+            if told != (day, units):
+                self._revisions.append((po_id, *told))
+                self._expected[po_id] = told
+
+    def decide(self) -> tuple[str, dict[str, Any], dict[str, Any]]:
+        if self._recheck:
+            return self._check(self._recheck.pop(0))
+        if self._revisions and REVISE in self.context.tools:
+            po_id, day, units = self._revisions.pop(0)
+            args = {"po_id": po_id, "expected_delivery_day": day, "expected_quantity": units}
+            return REVISE, args, {"success": True}
+        return super().decide()
