@@ -115,6 +115,19 @@ def test_pe_intervals_lag_the_covariate_and_stop_at_the_onset() -> None:
         [0, 2, False, 0.0], [2, 3, True, 0.3], [0, 2, False, 0.0]]  # fmt: skip
 
 
+def test_a_pe_level_is_missing_before_the_first_prediction_never_zero() -> None:
+    """A sum is 0 before anything is summed; a level (EWMA) has no value until the run's first prediction, and
+    those blocks leave the Cox risk set instead of counting as perfect predictions."""
+    runs = pd.DataFrame({"run_id": ["a"], "time_to_crash": [4], "crashed": [True]})
+    steps = pd.DataFrame({"run_id": ["a"] * 4, "step": [1, 2, 3, 4],
+                          "pe_combined_cum": [0.0, 0.0, 0.5, 0.7],
+                          "pe_combined_ewma_fast": [math.nan, math.nan, 0.5, 0.3]})  # fmt: skip
+    intervals = stats.pe_intervals(runs, steps, ["pe_combined_cum", "pe_combined_ewma_fast"])
+    assert intervals["pe_combined_cum"].tolist() == [0.0, 0.0, 0.0, 0.5]
+    ewma = intervals["pe_combined_ewma_fast"].tolist()
+    assert all(math.isnan(v) for v in ewma[:3]) and ewma[3] == 0.5
+
+
 def test_aligned_trajectories_put_the_onset_at_zero() -> None:
     runs = pd.DataFrame({"run_id": ["a", "b", "c"], "time_to_crash": [3, 4, 2], "crashed": [True, True, False]})
     steps = pd.DataFrame({"run_id": ["a"] * 5 + ["b"] * 4 + ["c"] * 2, "step": [1, 2, 3, 4, 5, 1, 2, 3, 4, 1, 2],

@@ -1,7 +1,8 @@
 """Survival statistics on the runs and steps tables (lifelines): crash rates with Wilson intervals,
 Kaplan-Meier by condition, log-rank tests per grid factor, Cox PH on the condition factors with a
 proportional-hazards check, the dose-response in p_shock, and the time-varying Cox on the PE accumulators
-(the direct test of the hypothesis that accumulated prediction error raises the crash hazard).
+(the direct test of the hypothesis that accumulated prediction error raises the crash hazard), alone or held
+against the shock exposure so far (shocks make both PE and crashes; the negative control, docs/METHOD.md).
 
 Every function returns a DataFrame with a `note` column: a statistic that the data cannot support (too few
 runs or crashes, no variation, no convergence) carries the reason there and NaN in its numbers, never a
@@ -205,8 +206,10 @@ def pe_intervals(runs: pd.DataFrame, steps: pd.DataFrame, covariates: Sequence[s
 
     A run is at risk from step 0 to its `time_to_crash` (the crash onset, or the last step of a censored
     run), cut into blocks of `block` steps. A block's covariates are their values at the end of the step that
-    precedes it (0 before the first step): known before the block's risk, so the PE a crash itself produces
-    cannot explain it. The event is on the block that ends at the onset of a crashed run."""
+    precedes it: known before the block's risk, so the PE a crash itself produces cannot explain it. The event
+    is on the block that ends at the onset of a crashed run. Sums and counts are 0 before their first value; a
+    level (an EWMA, a step mean) stays NaN until the run's first prediction of its series (missing, never 0):
+    the Cox fits leave such blocks out of the risk set."""
     if block < 1:
         raise ValueError(f"block must be at least 1, not {block}")
     missing = [c for c in covariates if c not in steps]
@@ -230,8 +233,14 @@ def pe_intervals(runs: pd.DataFrame, steps: pd.DataFrame, covariates: Sequence[s
     known[list(covariates)] = known.groupby("run_id")[list(covariates)].ffill()
     table = pd.merge_asof(table.sort_values("start"), known.sort_values("step"), left_on="start", right_on="step",
                           by="run_id", direction="backward").sort_values("row")  # fmt: skip
-    table[list(covariates)] = table[list(covariates)].fillna(0.0)
+    sums = [c for c in covariates if not _is_level(c)]
+    table[sums] = table[sums].fillna(0.0)
     return table[["run_id", "start", "stop", "event", *covariates]].reset_index(drop=True)
+
+
+def _is_level(column: str) -> bool:
+    """A PE level (EWMA or step mean: missing before the first prediction) rather than a sum or count."""
+    return column.startswith("pe_") and not column.endswith(("_cum", "_n", "pe_surprises"))
 
 
 def time_varying_cox(
@@ -244,9 +253,11 @@ def time_varying_cox(
     the PE effect is estimated within conditions: a condition that both raises PE and crashes more for another
     reason cannot produce it."""
     rows = []
-    n_runs = intervals["run_id"].nunique() if len(intervals) else 0
-    k = int(intervals["event"].astype(bool).sum()) if len(intervals) else 0
+    all_intervals = intervals
     for covariate in covariates:
+        intervals = all_intervals.dropna(subset=[covariate]) if covariate in all_intervals else all_intervals
+        n_runs = intervals["run_id"].nunique() if len(intervals) else 0
+        k = int(intervals["event"].astype(bool).sum()) if len(intervals) else 0
         row = {**_empty_hr_row(covariate, k, n_runs), "sd": math.nan, "hr_per_sd": math.nan,
                "hr_per_sd_lo": math.nan, "hr_per_sd_hi": math.nan, "strata": strata or ""}  # fmt: skip
         if k < MIN_EVENTS_COX:
@@ -353,6 +364,228 @@ def _efron_terms(part: dict[str, Any], beta: float) -> tuple[float, float, float
     gradient = z_event.sum() - (phi1 / phi0).sum()
     hessian = -(phi2 / phi0 - (phi1 / phi0) ** 2).sum()
     return float(loglik), float(gradient), float(hessian)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Time-varying Cox adjusted for shock exposure (and the state of the business)
+
+SHOCK_EXPOSURE = ("shocks_cum", "blocked_cum")
+"""The default adjustment of `adjusted_time_varying_cox` (columns of `shock_exposure`): effective shocks so far
+and steps so far on which the world left no productive action."""
+NO_SHOCK = frozenset({"", "none", "void"})
+"""Values of the trace's `shock` column that are not an effective shock."""
+
+
+def shock_exposure(steps: pd.DataFrame) -> pd.DataFrame:
+    """Per-step shock-exposure covariates of each run, from the trace columns `shock` (the variant of the
+    effective shock that fired after the step's action, empty when none did or when it was void) and
+    `actionable` (a productive action was available in the state the agent acted in).
+
+    `shocks_cum`: effective shocks up to and including the step; `shocks_<variant>_cum`: the same per shock
+    variant (delay, tool_down, price_rise, ...). A void shock (its target did not exist, so it changed
+    nothing) is not counted: an empty value, `void`, a value ending in `:void`, or `shock_void` true.
+    `blocked_cum`: steps up to and including this one on which no productive action was available; NaN when
+    the trace has no `actionable` column. Two more measure what the world let the agent do so far (from `tool`,
+    `valid` and `error_kind`; NaN without them): `refused_cum`, calls the world refused (rejected for a reason
+    other than the call's own fault, `crash.AGENT_ERRORS`: a tool down, an offer dropped, a minimum order, no
+    money, a full warehouse, ...), and `progress_cum`, calls that moved the business (a valid order, ship,
+    expedite or cancel). Returns `run_id`, `step` and these columns, rows in the order of `steps`. Lagged by
+    `pe_intervals` like the PE, the exposure of an interval is what happened before it."""
+    out = steps[["run_id", "step"]].copy()
+    order = np.lexsort((steps["step"].to_numpy(), steps["run_id"].astype(str).to_numpy()))
+    inverse = np.empty_like(order)
+    inverse[order] = np.arange(len(order))
+    run = steps["run_id"].astype(str).to_numpy()[order]
+    shock = steps["shock"] if "shock" in steps else pd.Series([None] * len(steps), index=steps.index)
+    kinds = shock.fillna("").astype(str).str.strip()
+    void = kinds.str.lower().isin(NO_SHOCK) | kinds.str.endswith(":void")
+    if "shock_void" in steps:
+        void |= steps["shock_void"].fillna(False).astype(bool)
+    kinds = kinds.where(~void, "")
+
+    def cumulative(flags: np.ndarray) -> np.ndarray:
+        values = pd.Series(flags[order].astype(float)).groupby(run).cumsum().to_numpy()
+        return values[inverse]
+
+    out["shocks_cum"] = cumulative(kinds.ne("").to_numpy())
+    for kind in sorted(k for k in kinds.unique() if k):
+        out[f"shocks_{kind}_cum"] = cumulative(kinds.eq(kind).to_numpy())
+    if "actionable" in steps:
+        blocked = ~steps["actionable"].astype("boolean").fillna(True).to_numpy(bool)
+        out["blocked_cum"] = cumulative(blocked)
+    else:
+        out["blocked_cum"] = math.nan
+    if {"tool", "valid", "error_kind"} <= set(steps):
+        from vendomini_eval.actionability import PROGRESS_TOOLS
+        from vendomini_eval.crash import AGENT_ERRORS
+
+        valid = steps["valid"].astype("boolean").fillna(False).to_numpy(bool)
+        errors = steps["error_kind"].fillna("").astype(str)
+        out["refused_cum"] = cumulative(~valid & errors.ne("").to_numpy() & ~errors.isin(AGENT_ERRORS).to_numpy())
+        out["progress_cum"] = cumulative(valid & steps["tool"].isin(PROGRESS_TOOLS).to_numpy())
+    else:
+        out["refused_cum"] = out["progress_cum"] = math.nan
+    return out
+
+
+BUSINESS_STATE = ("cash", "goods_value")
+"""Columns of `business_state`: the state of the business after each step."""
+
+
+def business_state(steps: pd.DataFrame) -> pd.DataFrame:
+    """Per-step state of the business, from the trace columns `cash_cents` and `net_worth_cents`: `cash` and
+    `goods_value` (net worth less cash: stock at unit cost plus goods paid for and on their way), in dollars;
+    NaN where the trace lacks a column. Returns `run_id`, `step` and these columns, rows in the order of
+    `steps`. The world's shocks shape this state and the state shapes the hazard (a crash judged on actionable
+    steps needs goods to ship; a budget denial needs the money gone), so it is a confounder of the PE effect
+    for an agent that cannot respond to PE, and a mediator as well for one that can."""
+    out = steps[["run_id", "step"]].copy()
+    cash = steps["cash_cents"].astype(float) / 100 if "cash_cents" in steps else math.nan
+    out["cash"] = cash
+    out["goods_value"] = steps["net_worth_cents"].astype(float) / 100 - cash if "net_worth_cents" in steps else math.nan
+    return out
+
+
+def adjusted_time_varying_cox(intervals: pd.DataFrame, covariate: str, adjust: Sequence[str] = SHOCK_EXPOSURE,
+                              strata: str | None = None) -> pd.DataFrame:  # fmt: skip
+    """Hazard ratio per SD of one PE covariate in a time-varying Cox model that also holds the `adjust`
+    covariates (e.g. `shock_exposure`'s, `business_state`'s), on the (start, stop] table of `pe_intervals`
+    (which must carry all of them, lagged as the PE is): the PE effect among runs with the same exposure so
+    far. Efron's ties; with `strata`, one baseline hazard per stratum.
+
+    One row per term, the PE covariate first: runs, crashes, coef, hr (per unit) with its 95% CI and Wald p,
+    sd and hr_per_sd with its CI, and `adjusted_for` (the adjustment terms that entered the model, joined by
+    commas). An adjustment column that is absent, all NaN or constant is left out and named in the note of the
+    PE row; a model that cannot be fitted has NaN numbers and the reason in its note."""
+    if covariate in intervals:  # blocks before the run's first prediction have no PE level: not at risk here
+        intervals = intervals.dropna(subset=[covariate])
+    n_runs = intervals["run_id"].nunique() if len(intervals) else 0
+    k = int(intervals["event"].astype(bool).sum()) if len(intervals) else 0
+    usable, dropped = [], []
+    for name in adjust:
+        values = intervals[name].astype(float) if name in intervals else None
+        if name == covariate or values is None or not values.notna().any() or not values.std() > 0:
+            dropped.append(name)
+        else:
+            usable.append(name)
+    terms = [covariate, *usable]
+    rows = [{**_empty_hr_row(term, k, n_runs), "sd": math.nan, "hr_per_sd": math.nan, "hr_per_sd_lo": math.nan,
+             "hr_per_sd_hi": math.nan, "adjusted_for": ",".join(usable), "strata": strata or ""}
+            for term in terms]  # fmt: skip
+    notes = [f"not used (missing or constant): {', '.join(dropped)}"] if dropped else []
+
+    def finish(note: str = "") -> pd.DataFrame:
+        for row in rows:
+            row["note"] = "; ".join(filter(None, [note or row["note"], *(notes if row is rows[0] else [])]))
+        return pd.DataFrame(rows)
+
+    if covariate not in intervals:
+        return finish(f"no column {covariate}")
+    if k < MIN_EVENTS_COX:
+        return finish(f"too few crashes ({k} < {MIN_EVENTS_COX})")
+    x = intervals[terms].astype(float).fillna(0.0).to_numpy()
+    if not np.isfinite(x[:, 0]).all() or not x[:, 0].std() > 0:
+        return finish("no variation in the covariate")
+    try:
+        fit = efron_time_varying_cox_multi(
+            intervals["start"].to_numpy(float), intervals["stop"].to_numpy(float), intervals["event"].to_numpy(bool),
+            x, intervals[strata].to_numpy() if strata else None,
+        )  # fmt: skip
+    except (ValueError, np.linalg.LinAlgError) as error:
+        return finish(f"not estimable: {error}")
+    for i, row in enumerate(rows):
+        sd = float(x[:, i].std(ddof=1))
+        values = {key: fit[key][i] for key in ("coef", "se(coef)", "exp(coef)", "exp(coef) lower 95%",
+                                                "exp(coef) upper 95%", "p")}  # fmt: skip
+        row.update(_summary_row(pd.Series(values), sd), sd=sd)
+        if row["note"] == "":
+            row.update(hr_per_sd=row["hr"] ** sd, hr_per_sd_lo=row["hr_lo"] ** sd, hr_per_sd_hi=row["hr_hi"] ** sd)
+    return finish()
+
+
+def efron_time_varying_cox_multi(start: np.ndarray, stop: np.ndarray, event: np.ndarray, x: np.ndarray,
+                                 strata: np.ndarray | None = None, max_iterations: int = 50
+                                 ) -> dict[str, np.ndarray]:  # fmt: skip
+    """Cox model of several time-varying covariates (`x`: one column each) on (start, stop] intervals: the
+    estimator of `efron_time_varying_cox` (Efron's ties, risk sets from cumulative sums, Newton-Raphson with
+    step halving) for a vector of coefficients. Returns arrays, one entry per column: coef, se(coef),
+    exp(coef) with its 95% bounds, and the Wald p. Raises ValueError when there is no maximum."""
+    x = np.asarray(x, dtype=float)
+    if x.ndim == 1:
+        x = x[:, None]
+    centre, scale = x.mean(axis=0), x.std(axis=0)
+    scale[scale == 0] = 1.0
+    z = (x - centre) / scale
+    groups = [np.ones(len(z), bool)] if strata is None else [strata == s for s in pd.unique(strata)]
+    parts = [_risk_sets(start[g], stop[g], event[g], z[g]) for g in groups]
+    parts = [part for part in parts if part is not None]
+    if not parts:
+        raise ValueError("no event")
+    dim = z.shape[1]
+
+    def at(beta: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
+        loglik, gradient, hessian = 0.0, np.zeros(dim), np.zeros((dim, dim))
+        for part in parts:
+            terms = _efron_terms_multi(part, beta)
+            loglik, gradient, hessian = loglik + terms[0], gradient + terms[1], hessian + terms[2]
+        return loglik, gradient, hessian
+
+    beta = np.zeros(dim)
+    loglik, gradient, hessian = at(beta)
+    for _ in range(max_iterations):
+        if not np.isfinite(hessian).all():
+            raise ValueError("no information in the covariates")
+        try:
+            step = np.linalg.solve(hessian, -gradient)
+        except np.linalg.LinAlgError:
+            raise ValueError("no information in the covariates (collinear?)") from None
+        candidate = at(beta + step)
+        while candidate[0] < loglik - 1e-12 and np.abs(step).max() > 1e-12:  # halve a step that lowers it
+            step = step / 2
+            candidate = at(beta + step)
+        beta = beta + step
+        loglik, gradient, hessian = candidate
+        if np.abs(step).max() < 1e-10:
+            break
+    else:
+        raise ValueError("no convergence")
+    eigenvalues = np.linalg.eigvalsh(hessian)
+    if np.abs(beta).max() > 30 or not (eigenvalues < 0).all():  # still climbing at the edge: separation
+        raise ValueError("no finite maximum")
+    covariance = np.linalg.inv(-hessian)
+    coef, se = beta / scale, np.sqrt(np.diag(covariance)) / scale
+    p = np.array([math.erfc(abs(c / s) / math.sqrt(2)) for c, s in zip(coef, se, strict=True)])
+    return {"coef": coef, "se(coef)": se, "exp(coef)": np.exp(coef), "exp(coef) lower 95%": np.exp(coef - Z95 * se),
+            "exp(coef) upper 95%": np.exp(coef + Z95 * se), "p": p}  # fmt: skip
+
+
+def _efron_terms_multi(part: dict[str, Any], beta: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
+    """Log partial likelihood, gradient and Hessian in beta (a vector), for one stratum."""
+    z, z_event = part["z"], part["z_event"]
+    dim = z.shape[1]
+    w, w_event = np.exp(z @ beta), np.exp(z_event @ beta)
+    outer = (z[:, :, None] * z[:, None, :]).reshape(len(z), dim * dim)
+    outer_event = (z_event[:, :, None] * z_event[:, None, :]).reshape(len(z_event), dim * dim)
+    risk, tied = [], []
+    for values, event_values in ((w[:, None], w_event[:, None]), (w[:, None] * z, w_event[:, None] * z_event),
+                                 (w[:, None] * outer, w_event[:, None] * outer_event)):  # fmt: skip
+        width = values.shape[1]
+        zeros = np.zeros((1, width))
+        entered = np.concatenate([zeros, np.cumsum(values[part["by_start"]], axis=0)])[part["entered"]]
+        left = np.concatenate([zeros, np.cumsum(values[part["by_stop"]], axis=0)])[part["left"]]
+        risk.append((entered - left)[part["repeat"]])
+        sums = np.stack([np.bincount(part["tie"], weights=event_values[:, j], minlength=part["k"])
+                         for j in range(width)], axis=1)  # fmt: skip
+        tied.append(sums[part["repeat"]])
+    f = part["fraction"][:, None]
+    phi0, phi1, phi2 = (r - f * t for r, t in zip(risk, tied, strict=True))
+    phi0 = phi0[:, 0]
+    mean = phi1 / phi0[:, None]
+    loglik = float(z_event.sum(axis=0) @ beta - np.log(phi0).sum())
+    gradient = z_event.sum(axis=0) - mean.sum(axis=0)
+    second = (phi2 / phi0[:, None]).sum(axis=0).reshape(dim, dim)
+    hessian = -(second - mean.T @ mean)
+    return loglik, gradient, hessian
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -39,12 +39,13 @@ class OpenLoopPolicy:
     The SKU ids, which supplier sells each SKU, and the prices, lead times and minimum orders are drawn with
     the run seed and are not among the task's stated facts, so the routine reads the catalogue once, at step
     1 (before any shock can have fired: the first shock fires after the first action), and keeps the cheapest
-    offer of each SKU as its plan. Then it repeats `ROUND`: orders of the plan's SKUs in turn, each sized to
-    about `ORDER_BUDGET` dollars, looks at the orders and the catalogue whose results it ignores, a note, and
-    waits. It never ships: shipping needs the ids of customer orders, which only reading the orders would
-    give. So it buys without selling until the money or the warehouse runs out, and its breakdowns come from
-    the world: money running out while it keeps ordering (budget_denial), or a burst of orders all refused
-    (the order system down, the warehouse full, no money) while customers' orders could be shipped (stall).
+    offer of each SKU as its plan (leaving out SKUs whose minimum order costs more than `PLAN_MAX_ORDER`).
+    Then it repeats `ROUND`: orders of the plan's SKUs in turn, each sized to about `ORDER_BUDGET` dollars,
+    looks at the orders and the catalogue whose results it ignores, a note, and waits. It never ships:
+    shipping needs the ids of customer orders, which only reading the orders would give. So it buys without
+    selling until the money or the warehouse runs out, and its breakdowns come from the world: money running
+    out while it keeps ordering (budget_denial), or a burst of orders all refused (the order system down, the
+    warehouse full, no money) while customers' orders could be shipped (stall).
 
     Every card states the plan: success (with `CONFIDENCE`), the plan's cost, the offer's lead time and the
     ordered units for an order; the plan's cash (start cash less the plan's purchases and the stated daily
@@ -105,8 +106,6 @@ class OpenLoopPolicy:
         for name in ("expected_cash", "expected_cash_after"):
             if name in fields:
                 card[name] = planned_cash
-        if "expected_units_in_stock" in fields:
-            card["expected_units_in_stock"] = 0  # never asked: the routine does not read its inventory
         if "rationale" in fields:
             card["rationale"] = f"{tool}: the next call of the fixed routine"
         return card
@@ -122,6 +121,7 @@ def plan_from_catalogue(observation: dict[str, Any] | None) -> list[dict[str, An
         best = cheapest.get(offer["sku_id"])
         if best is None or (offer["unit_price"], offer["supplier_id"]) < (best["unit_price"], best["supplier_id"]):
             cheapest[offer["sku_id"]] = offer
+
     def minimum_cost(offer: dict[str, Any]) -> float:
         return float(offer["unit_price"]) * int(offer["min_order"])
 
