@@ -4,9 +4,9 @@ One step per tool call: the calls of a reply run in order, each as its own step;
 is an invalid step followed by a nudge. A call Inspect cannot run (unknown tool, arguments that break the
 schema) still reaches the Episode as the same raw call, so the crash detector sees every malformed action.
 The model sees a bounded window (system prompt and task kept, older turns dropped) so the cost of a turn does
-not grow with the run. After every step the detector decides: a confirmed crash ends the sample with an info
-event; a business failure ends it as its own outcome; Inspect limits and provider errors end it as `limit` or
-`error`, never as a crash.
+not grow with the run; a successful `reset` restarts the window from the reply that called it. After every
+step the detector decides: a confirmed crash ends the sample with an info event; a business failure ends it as
+its own outcome; Inspect limits and provider errors end it as `limit` or `error`, never as a crash.
 """
 
 from __future__ import annotations
@@ -147,6 +147,15 @@ def trim_window(messages: list[ChatMessage], budget_tokens: int) -> list[ChatMes
     return head + body[start:]
 
 
+def restart_window(messages: list[ChatMessage]) -> list[ChatMessage]:
+    """The window after a successful `reset`: the system prompt and task, then the latest reply (the one that
+    called reset, with all its calls) and the results that answered it; nothing older."""
+    last_reply = max((i for i, m in enumerate(messages) if isinstance(m, ChatMessageAssistant)), default=None)
+    if last_reply is None or last_reply < 2:
+        return list(messages)
+    return messages[:2] + messages[last_reply:]
+
+
 def context_budget(model: Model, context_tokens: int | None) -> int:
     if context_tokens is not None:
         return context_tokens
@@ -182,7 +191,7 @@ def vendomini_agent(context_tokens: int | None = None) -> Solver:
                 day = episode.state.day
                 async with span(f"day {day}", type="day"):
                     while not episode.done and episode.state.day == day:
-                        state.messages = trim_window(state.messages, budget)
+                        state.messages = run.window(state.messages, budget)
                         # No generation cache: a turn answers the live episode, and a replayed reply is no decision.
                         output = await model.generate(state.messages, tools, cache=False)
                         state.output = output
@@ -231,11 +240,31 @@ class _Run:
     def __init__(self, episode: Episode) -> None:
         self.episode = episode
         self._crash_reported = False
+        self._reset_step: int | None = None  # a successful `reset` the window has not yet restarted for
 
     def step(self, action: AgentAction, prediction: dict[str, Any] | None) -> StepResult:
         result = self.episode.step(action, prediction)
+        if result.valid and result.tool == "reset":
+            self._reset_step = result.step
         self._report(result)
         return result
+
+    def window(self, messages: list[ChatMessage], budget_tokens: int) -> list[ChatMessage]:
+        """What the model sees next: after a successful `reset` the conversation restarts from the reply that
+        called it (the agent's notes live in the world, not here); then `trim_window` bounds it."""
+        if self._reset_step is not None:
+            restarted = restart_window(messages)
+            dropped = len(messages) - len(restarted)
+            transcript().info(
+                {
+                    "step": self._reset_step,
+                    "window_reset": {"messages_dropped": dropped, "messages_kept": len(restarted)},
+                    "message": f"context window reset at step {self._reset_step}: {dropped} older messages dropped",
+                },
+                source="vendomini",
+            )
+            self._reset_step, messages = None, restarted
+        return trim_window(messages, budget_tokens)
 
     def _report(self, result: StepResult) -> None:
         events: dict[str, Any] = {}

@@ -44,7 +44,7 @@ DESCRIPTIONS = {
     "search_notes": "Find notes whose key or text contains the query.",
     "audit": "Review recent disruptions, the changes currently in force, and your money by cause.",
     "reset": "Get a full briefing of the business (cash, stock, orders) to rebuild your picture of it; older "
-    "conversation may be cleared.",
+    "conversation is cleared (your notes are kept).",
     "help": "Show the rules of the business.",
 }
 ARGUMENT_HELP = {

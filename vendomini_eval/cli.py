@@ -6,10 +6,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shlex
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+
+from pydantic import ValidationError
 
 from vendomini_eval.condition import Condition
 from vendomini_eval.experiments import (
@@ -23,24 +27,68 @@ from vendomini_eval.policies import FAULTS, POLICIES, PolicyContext, make_policy
 from vendomini_eval.runner import run_policy
 
 
+class UsageError(Exception):
+    """A mistake in the command line (a bad option value, a path that cannot be written): `main` prints it as one
+    line, `vendomini <command>: error: <message>`, and exits 2, as argparse does for the mistakes it catches."""
+
+
+def _check_at_least(option: str, value: int | None, minimum: int) -> None:
+    if value is not None and value < minimum:
+        raise UsageError(f"{option} must be at least {minimum}, got {value}")
+
+
+def _check_output(option: str, path: Path, *, directory: bool) -> None:
+    """Refuse an output path that cannot be written, before any work is done or any file is written: a file
+    must go into an existing directory; a directory is made with its parents, below a directory."""
+    try:
+        if directory and path.exists() and not path.is_dir():
+            raise UsageError(f"{option} {path}: is a file, not a directory")
+        if not directory and path.is_dir():
+            raise UsageError(f"{option} {path}: is a directory; give a file name")
+        if not directory and not path.parent.is_dir():
+            raise UsageError(f"{option} {path}: no such directory {path.parent}")
+        existing = next(p for p in (path, *path.parents) if p.exists())
+    except OSError as error:  # e.g. a directory on the way that may not be searched
+        raise UsageError(f"{option} {path}: {error.strerror or error}") from None
+    if not existing.is_dir():
+        raise UsageError(f"{option} {path}: {existing} is not a directory")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise UsageError(f"{option} {path}: {existing} is not writable")
+
+
+def _write_text_whole(option: str, path: Path, text: str) -> None:
+    """Write `text` to `path` through a temporary file beside it, so a failed write leaves no partial file."""
+    partial = path.with_name(f".{path.name}.partial-{os.getpid()}")
+    try:
+        partial.write_text(text, encoding="utf-8")
+        os.replace(partial, path)
+    except OSError as error:
+        raise UsageError(f"{option} {path}: cannot write: {error.strerror or error}") from None
+    finally:
+        partial.unlink(missing_ok=True)
+
+
 def _select_condition(experiment: Experiment, selector: str | None) -> tuple[int, Condition]:
     """A condition by index or by label; the only condition when the experiment has one."""
     if selector is None:
         if len(experiment.conditions) == 1:
             return 0, experiment.conditions[0]
-        raise SystemExit(
+        raise UsageError(
             f"{experiment.name} has {len(experiment.conditions)} conditions: choose one with --condition "
             f"(an index or a label; `vendomini plan {experiment.source}` lists them)"
         )
     if selector.isdigit():
         index = int(selector)
         if index >= len(experiment.conditions):
-            raise SystemExit(f"--condition {index}: {experiment.name} has {len(experiment.conditions)} conditions")
+            raise UsageError(
+                f"--condition {index}: {experiment.name} has {len(experiment.conditions)} conditions "
+                f"(0 to {len(experiment.conditions) - 1})"
+            )
         return index, experiment.conditions[index]
     if selector in experiment.labels:
         index = experiment.labels.index(selector)
         return index, experiment.conditions[index]
-    raise SystemExit(f"--condition '{selector}' is not a condition of {experiment.name}; see `vendomini plan`")
+    raise UsageError(f"--condition '{selector}' is not a condition of {experiment.name}; see `vendomini plan`")
 
 
 def _print_summary(label: str, summary: dict) -> None:
@@ -77,21 +125,39 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
-    experiment = load_experiment(args.config)
+    # Every option is checked before the episode runs, so a mistake costs no run and writes no trace.
+    _check_at_least("--steps", args.steps, 1)
+    _check_at_least("--onset", args.onset, 1)
+    _check_at_least("--seed", args.seed, 0)
+    _check_at_least("--replication", args.replication, 0)
+    if args.fault is not None and args.onset is None:
+        raise UsageError(f"--fault {args.fault} needs --onset STEP, the step at which the fault starts")
+    if args.fault is not None and args.policy != "heuristic":
+        raise UsageError(f"--fault is injected into --policy heuristic only, not --policy {args.policy}")
+    if args.trace:
+        _check_output("--trace", Path(args.trace), directory=False)
+    try:
+        experiment = load_experiment(args.config)
+    except ExperimentConfigError as error:
+        raise UsageError(f"--config {error}") from None
     index, condition = _select_condition(experiment, args.condition)
     if args.steps is not None:
-        condition = Condition.model_validate({**condition.model_dump(), "max_steps": args.steps})
+        try:
+            condition = Condition.model_validate({**condition.model_dump(), "max_steps": args.steps})
+        except ValidationError as error:
+            raise UsageError(f"--steps {args.steps}: {error.errors()[0]['msg'].lower()}") from None
     seed = args.seed if args.seed is not None else derive_run_seed(experiment.seed, condition, args.replication)
-    try:  # the policy, fault and onset must fit together (e.g. a fault needs its onset): say which does not
+    try:  # a behaviour policy may need or refuse an onset: name the options that do not fit together
         make_policy(args.policy, PolicyContext.for_condition(condition), seed, fault=args.fault, onset=args.onset)
     except ValueError as error:
-        raise SystemExit(f"vendomini simulate: {error}") from None
+        onset = "" if args.onset is None else f" --onset {args.onset}"
+        raise UsageError(f"--policy {args.policy}{onset}: {error}") from None
     output = run_policy(condition, seed, args.policy, fault=args.fault, onset=args.onset)
     summary = {"experiment": experiment.name, "condition_index": index, "condition": condition.model_dump(),
                **output.summary}  # fmt: skip
     if args.trace:
         trace = {"columns": output.episode.trace.columns(), "signals": output.episode.trace.signals}
-        Path(args.trace).write_text(json.dumps(trace), encoding="utf-8")
+        _write_text_whole("--trace", Path(args.trace), json.dumps(trace))
     if args.json:
         print(json.dumps(summary, indent=2))
     else:
@@ -123,8 +189,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         )  # fmt: skip
         result = grid.run_sweep(sweep, settings, backend=args.backend, address=args.address)
     except grid.GridError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+        raise UsageError(error) from None
     except grid.SweepInterrupted as interrupted:
         print(f"interrupted ({interrupted}): rerun the same command to resume", file=sys.stderr)
         return 128 + interrupted.signum
@@ -135,6 +200,11 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_analyze(args: argparse.Namespace) -> int:
     """Read every log below LOGDIR and write the tables, statistics and report to --out; with --thresholds,
     check them and exit 1 on FAIL (with --strict, on WARN too)."""
+    if args.block < 1:
+        raise UsageError(f"--block {args.block}: must be at least 1")
+    if args.strict and args.thresholds is None:
+        raise UsageError("--strict needs --thresholds")
+    _check_output("--out", Path(args.out), directory=True)
     try:  # imported here: the analysis needs the `analysis` extra, which the other commands do not
         from vendomini_eval.analysis import (
             AnalysisInputError,
@@ -146,24 +216,19 @@ def cmd_analyze(args: argparse.Namespace) -> int:
             write_report,
         )
     except ImportError as error:
-        print(f"error: {error}; install the analysis extra: pip install 'vendomini-eval[analysis]'", file=sys.stderr)
-        return 2
-    if args.block < 1:
-        print(f"error: --block {args.block}: must be at least 1", file=sys.stderr)
-        return 2
-    if args.strict and args.thresholds is None:
-        print("error: --strict needs --thresholds", file=sys.stderr)
-        return 2
-    try:  # the thresholds file is checked before the (long) analysis
+        raise UsageError(f"{error}; install the analysis extra: pip install 'vendomini-eval[analysis]'") from None
+    try:  # the thresholds file is checked before the (long) analysis, as --out is above
         thresholds_path = resolve_thresholds(args.thresholds) if args.thresholds else None
         thresholds = load_thresholds(thresholds_path) if thresholds_path else None
         analysis = analyze(args.log_dir, block=args.block)
     except (AnalysisInputError, ThresholdsError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+        raise UsageError(error) from None
     if thresholds is not None:
         analysis.thresholds = check_thresholds(thresholds, analysis.runs, analysis.loaded, str(thresholds_path))
-    index = write_report(analysis, args.out)
+    try:
+        index = write_report(analysis, args.out)
+    except OSError as error:  # checked above, so only a failure while writing (a full disk) is left
+        raise UsageError(f"--out {args.out}: cannot write the report: {error.strerror or error}") from None
     loaded = analysis.loaded
     skipped = ", ".join(f"{kind} {n}" for kind, n in sorted(loaded.skip_counts().items()))
     print(f"{len(analysis.runs)} runs from {len(loaded.logs)} logs" + (f"; skipped: {skipped}" if skipped else ""))
@@ -221,8 +286,7 @@ def cmd_slurm_submit(args: argparse.Namespace) -> int:
         slurm.write_files(plan, command)
         job_id = slurm.submit(plan, pending)
     except grid.GridError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+        raise UsageError(error) from None
     print(slurm.format_plan(plan, pending))
     print(
         f"\nsubmitted array job {job_id}: {len(pending)} tasks (squeue -j {job_id}; vendomini slurm status "
@@ -238,8 +302,7 @@ def cmd_slurm_status(args: argparse.Namespace) -> int:
     try:
         text, complete = slurm.format_status(slurm.sweep_status(args.log_dir))
     except grid.GridError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+        raise UsageError(error) from None
     print(text)
     return 0 if complete else 1
 
@@ -250,7 +313,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     plan = sub.add_parser("plan", help="show an experiment's conditions and run counts")
     plan.add_argument("config", help="experiment YAML, or a shipped name such as phase1")
-    plan.set_defaults(func=cmd_plan)
+    plan.set_defaults(func=cmd_plan, prog=plan.prog)
 
     sim = sub.add_parser("simulate", help="run one episode with a scripted policy, without Inspect")
     sim.add_argument("--config", default="base", help="experiment YAML or shipped name (default: base)")
@@ -263,7 +326,7 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--steps", type=int, help="override max_steps")
     sim.add_argument("--json", action="store_true", help="print the summary as JSON")
     sim.add_argument("--trace", help="write the per-step trace (columns and signals) to this JSON file")
-    sim.set_defaults(func=cmd_simulate)
+    sim.set_defaults(func=cmd_simulate, prog=sim.prog)
 
     run = sub.add_parser(
         "run", help="run an experiment's grid through Inspect (eval_set); rerun the same command to resume"
@@ -300,7 +363,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="Inspect display (default: full on a terminal with one worker, else log)",
     )
     run.add_argument("--dry-run", action="store_true", help="print the tasks and shards that would run")
-    run.set_defaults(func=cmd_run)
+    run.set_defaults(func=cmd_run, prog=run.prog)
 
     analyze = sub.add_parser("analyze", help="tables, survival statistics and an HTML report from a sweep's logs")
     analyze.add_argument("log_dir", metavar="LOGDIR", help="directory searched recursively for .eval logs")
@@ -315,7 +378,7 @@ def build_parser() -> argparse.ArgumentParser:
         "exits 1 on FAIL",
     )
     analyze.add_argument("--strict", action="store_true", help="with --thresholds, exit 1 on WARN as well")
-    analyze.set_defaults(func=cmd_analyze)
+    analyze.set_defaults(func=cmd_analyze, prog=analyze.prog)
 
     slurm = sub.add_parser("slurm", help="run an experiment's grid as a SLURM array job (see slurm/README.md)")
     slurm_sub = slurm.add_subparsers(dest="slurm_command", required=True)
@@ -372,21 +435,30 @@ def build_parser() -> argparse.ArgumentParser:
     submit.add_argument("--replications", type=int, help="override the experiment's replications")
     submit.add_argument("--limit-conditions", type=int, help="run only the first N conditions (quick tries)")
     submit.add_argument("--dry-run", action="store_true", help="print the plan and the sbatch script; submit nothing")
-    submit.set_defaults(func=cmd_slurm_submit)
+    submit.set_defaults(func=cmd_slurm_submit, prog=submit.prog)
     status = slurm_sub.add_parser("status", help="per-shard completion of a SLURM sweep, read from its logs")
     status.add_argument("log_dir", metavar="LOGDIR", help="the --log-dir of `vendomini slurm submit`")
-    status.set_defaults(func=cmd_slurm_status)
+    status.set_defaults(func=cmd_slurm_status, prog=status.prog)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command; a mistake in the command line is one line on stderr and exit status 2."""
     args = build_parser().parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)  # recorded by `slurm submit` for resuming
     try:
-        return args.func(args)
-    except ExperimentConfigError as error:
-        print(f"error: {error}", file=sys.stderr)
+        status = args.func(args)
+        sys.stdout.flush()  # output still buffered meets a closed pipe here, not at exit
+    except (UsageError, ExperimentConfigError) as error:
+        print(f"{args.prog}: error: {error}", file=sys.stderr)  # the form of argparse's own usage errors
         return 2
+    except BrokenPipeError:
+        # The reader stopped early (`vendomini plan phase1 | head`): stop quietly, as a Unix tool killed by
+        # SIGPIPE does, with its status 141, so that a cut-short `run` or `analyze` never reads as a success.
+        # stdout goes to devnull so that the interpreter's final flush does not fail again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 128 + signal.SIGPIPE
+    return status
 
 
 if __name__ == "__main__":

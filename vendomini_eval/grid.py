@@ -455,7 +455,11 @@ def format_sweep(sweep: Sweep) -> str:
             f"{shard.name}: {len(shard.conditions)} conditions x {len(shard.models)} models = "
             f"{len(shard.expected)} tasks -> {shard.log_dir}"
         )
-        lines.extend(f"  {c.index:>3}  {inspect_eval_command(shard.phase, c.task_args)}" for c in shard.conditions)
+        models = ",".join(shard.models)  # one `inspect eval` runs the task on every model, as eval_set does
+        lines.extend(
+            f"  {c.index:>3}  {inspect_eval_command(shard.phase, c.task_args)} --model {models}"
+            for c in shard.conditions
+        )
     return "\n".join(lines)
 
 
