@@ -9,7 +9,7 @@ Records the heuristic policy's actions on one run (p_shock 0.1, seed 11), then r
 Episode under `valgrind --tool=callgrind`, once for each of the two step counts: the difference of the two
 counts divided by the difference of the steps is the cost of a step in the running state (start-up, imports
 and the first steps cancel out). It does so for the whole step, then with parts of it replaced by constants,
-cumulatively: the state hash; the result digests and the net worth; the crash detector and the PE tracker.
+cumulatively: the state hash; the actionability check and the net worth; the crash detector and the PE tracker.
 What remains is the world's transition and the step's own work. Needs valgrind (`apt-get install valgrind`).
 Valgrind does not run the CPU's SHA instructions, so OpenSSL's portable SHA-256 is counted: the state hash's
 share of the count is larger than its share of the time.
@@ -35,8 +35,8 @@ SEED = 11
 ABLATIONS = {
     "whole step": (),
     "without the state hash": ("hash",),
-    "... and the result digests and net worth": ("hash", "digest", "net_worth"),
-    "... and the crash detector and PE tracker": ("hash", "digest", "net_worth", "detector", "pe"),
+    "... and the actionability check and net worth": ("hash", "actionable", "net_worth"),
+    "... and the crash detector and PE tracker": ("hash", "actionable", "net_worth", "detector", "pe"),
 }
 
 
@@ -70,8 +70,8 @@ def ablate(parts: list[str]) -> None:
 
     if "hash" in parts:
         WorldState.state_hash = lambda self: "0" * 64
-    if "digest" in parts:
-        episode_module._digest = lambda content: ""
+    if "actionable" in parts:
+        episode_module.productive_action_available = lambda world: True
     if "net_worth" in parts:
         World.net_worth_cents = lambda self: 0
     if "detector" in parts:

@@ -15,6 +15,7 @@ import os
 import re
 import shutil
 import subprocess
+import warnings
 import zipfile
 from pathlib import Path
 
@@ -229,6 +230,152 @@ def test_statistics_say_when_there_are_too_few_runs() -> None:
     assert math.isnan(row["p"]) and row["note"].startswith("too few crashes")
 
 
+# ----- why a Cox model is not estimable, in words -------------------------------------------------------------
+
+BARE_CLASS_NAME = re.compile(r"not estimable: \w+(Error|Exception)$")
+
+
+def assert_not_estimable(table: pd.DataFrame, *words: str) -> None:
+    """Every row of a Cox table NaN, with a note holding `words` and never a bare exception name."""
+    assert table["coef"].isna().all() and table["hr"].isna().all(), table
+    for note in table["note"]:
+        assert all(w in note for w in words) and not BARE_CLASS_NAME.match(note), note
+
+
+def two_level_runs(per_level: int = 10, crash_level: str = "b") -> pd.DataFrame:
+    """Runs of factor f at levels a and b: every run of `crash_level` crashes (steps 5 to 5 + per_level - 1), no
+    run of the other does (censored at 100)."""
+    crashed = np.repeat(["a", "b"], per_level) == crash_level
+    steps = np.where(crashed, 5 + np.arange(2 * per_level) % per_level, 100)
+    return pd.DataFrame({"f": np.repeat(["a", "b"], per_level), "p_shock": np.repeat([0.0, 0.5], per_level),
+                         "model": "m", "time_to_crash": steps, "crashed": crashed})  # fmt: skip
+
+
+def tv_intervals(values: list[float], crash_at: list[int | None], horizon: int = 20) -> pd.DataFrame:
+    """The (start, stop] table of runs whose pe_combined_cum is `values[i]` from step 1 on, crashing at step
+    `crash_at[i]` (None: censored at `horizon`)."""
+    runs = pd.DataFrame({"run_id": [f"r{i}" for i in range(len(values))],
+                         "time_to_crash": [horizon if t is None else t for t in crash_at],
+                         "crashed": [t is not None for t in crash_at]})  # fmt: skip
+    steps = pd.DataFrame([(f"r{i}", t, v) for i, v in enumerate(values) for t in range(1, horizon + 1)],
+                         columns=["run_id", "step", "pe_combined_cum"])  # fmt: skip
+    return stats.pe_intervals(runs, steps, ["pe_combined_cum"])
+
+
+def test_no_crashes_and_too_few_crashes_are_named() -> None:
+    runs = two_level_runs()
+    calm = runs.assign(crashed=False, time_to_crash=100)
+    assert_not_estimable(stats.cox_conditions(calm, ["f"])[0], "no crashes (a Cox model needs at least 5)")
+    assert_not_estimable(stats.dose_response(calm)[1], "no crashes")
+    few = runs.assign(crashed=runs["crashed"] & (runs["time_to_crash"] < 8))
+    assert_not_estimable(stats.cox_conditions(few, ["f"])[0], "too few crashes (3 < 5)")
+    intervals = tv_intervals([1.0, 2.0, 3.0, 4.0], [None, None, None, None])
+    assert_not_estimable(stats.time_varying_cox(intervals, ["pe_combined_cum"]), "no crashes")
+
+
+def test_no_variation_in_the_covariate_is_named() -> None:
+    values = [float(i % 3) for i in range(12)]
+    crash_at = [3 + i if i % 2 else None for i in range(12)]
+    constant = tv_intervals([2.0] * 12, crash_at).assign(pe_combined_cum=2.0)
+    assert_not_estimable(stats.time_varying_cox(constant, ["pe_combined_cum"]), "no variation in the covariate")
+    # it varies only between strata: each run its own stratum leaves no risk set with two values in it
+    by_run = stats.time_varying_cox(tv_intervals(values, crash_at), ["pe_combined_cum"], strata="run_id")
+    assert_not_estimable(by_run, "no variation in the covariate among the runs at risk at any crash")
+
+
+def test_complete_separation_is_named_with_its_side() -> None:
+    # every run at level b crashes, none at a: the hazard ratio of b grows without bound
+    cox, ph = stats.cox_conditions(two_level_runs(), ["f"])
+    assert_not_estimable(cox, "complete separation (every crash while a run with f=b was at risk came from such a run)",
+                         "grows without bound")  # fmt: skip
+    assert ph["note"].tolist() == ["not run: the Cox model is not estimable"]
+    cox, _ = stats.cox_conditions(two_level_runs(crash_level="a"), ["f"])
+    assert_not_estimable(cox, "no run with f=b crashed while a run without it was at risk", "falls to 0")
+    assert_not_estimable(stats.dose_response(two_level_runs())[1], "the highest p_shock at risk")
+    # a time-varying covariate: the runs above 1 crash, highest first; none below does
+    values = [3.0, 2.5, 2.0, 1.6, 1.3, 1.1, 0.9, 0.7, 0.5, 0.3, 0.2, 0.1]
+    intervals = tv_intervals(values, [3, 4, 5, 6, 7, 8] + [None] * 6)
+    row = stats.time_varying_cox(intervals, ["pe_combined_cum"])
+    assert_not_estimable(row, "complete separation (at every crash the crashing run had the highest "
+                         "pe_combined_cum at risk)", "|coef| x SD reached")  # fmt: skip
+    columns = [intervals[c].to_numpy(t) for c, t in (("start", float), ("stop", float), ("event", bool),
+                                                       ("pe_combined_cum", float))]  # fmt: skip
+    with pytest.raises(stats.Diverging), np.errstate(all="ignore"):  # a ValueError still, as before
+        stats.efron_time_varying_cox(*columns)
+    assert issubclass(stats.Diverging, ValueError)
+
+
+def test_a_diverging_estimate_with_an_ordinary_looking_se_is_not_reported() -> None:
+    """On separated data lifelines stops with a large coefficient but a standard error that passes the SE bound:
+    the bound on |coef| x SD catches it."""
+    from lifelines import CoxPHFitter
+
+    dose = np.random.default_rng(3).random(200)
+    crashed = dose > 0.5
+    runs = pd.DataFrame({"p_shock": dose, "model": "m", "crashed": crashed,
+                         "time_to_crash": np.where(crashed, (100 - 90 * dose).astype(int), 100)})  # fmt: skip
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # lifelines' ConvergenceWarning: the point of the test
+        theirs = CoxPHFitter().fit(runs[["p_shock", "time_to_crash", "crashed"]], "time_to_crash", "crashed")
+    coef, se = theirs.summary.loc["p_shock", ["coef", "se(coef)"]]
+    sd = runs["p_shock"].std()
+    assert se * sd < stats.MAX_SE_PER_SD and abs(coef) * sd > stats.MAX_COEF_PER_SD  # the SE alone lets it through
+    trend = stats.dose_response(runs)[1]
+    # runs crashing in the same step at different doses: near-separation, not complete
+    assert_not_estimable(trend, f"diverging estimate (|coef| x SD {abs(coef) * sd:.3g} > 5): separation")
+
+
+def test_too_few_runs_is_named() -> None:
+    # more terms than runs: two factors with a level per run
+    runs = pd.DataFrame({"a": list("uvwxyz"), "b": list("UVWXYZ"), "model": "m", "time_to_crash": [3, 5, 7, 9, 11, 13],
+                         "crashed": [True] * 5 + [False]})  # fmt: skip
+    assert_not_estimable(stats.cox_conditions(runs, ["a", "b"])[0], "too few runs (6 for 10 terms")
+    # one run per level: each ratio rests on whether that one run crashed
+    runs = pd.DataFrame({"a": list("stuvwxyz"), "model": "m", "time_to_crash": np.arange(3, 11),
+                         "crashed": [True] * 6 + [False] * 2})  # fmt: skip
+    cox, _ = stats.cox_conditions(runs, ["a"])
+    assert_not_estimable(cox, "too few runs with a=")
+    assert cox["note"].iloc[0].startswith("not estimable: too few runs with a=t (1 < 2; ")
+
+
+def test_a_singular_design_names_the_collinear_terms() -> None:
+    # each model ran one dose: the dose and the model cannot be told apart
+    runs = dose_runs(0, 8.0, per_dose=30)
+    runs["model"] = np.where(runs["p_shock"] >= 0.3, "big", "small")
+    runs["p_shock"] = np.where(runs["p_shock"] >= 0.3, 0.5, 0.1)
+    assert_not_estimable(stats.dose_response(runs)[1], "singular design: model=small is collinear with p_shock")
+    runs["f"] = np.where(runs["model"] == "big", "on", "off")
+    assert_not_estimable(stats.cox_conditions(runs, ["f"])[0], "singular design: model=small is collinear with f=on")
+    # an adjustment covariate that is a linear function of the PE covariate
+    sim_runs, steps = simulate_pe_hazard(seed=0, runs=100)
+    intervals = stats.pe_intervals(sim_runs, steps, ["pe_combined_cum"])
+    intervals["shocks_cum"] = 2 * intervals["pe_combined_cum"] + 1
+    adjusted = stats.adjusted_time_varying_cox(intervals, "pe_combined_cum", ["shocks_cum"])
+    assert_not_estimable(adjusted, "singular design: shocks_cum is collinear with pe_combined_cum")
+
+
+def test_an_unforeseen_failure_gives_its_message_never_its_class_name_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    from lifelines import CoxPHFitter
+
+    def fails(message: str) -> object:
+        def fit(*args: object, **kwargs: object) -> None:
+            raise ArithmeticError(message)
+
+        return fit
+
+    sim_runs, steps = simulate_pe_hazard(seed=0, runs=100)
+    intervals = stats.pe_intervals(sim_runs, steps, ["pe_combined_cum"])
+    monkeypatch.setattr(stats, "efron_time_varying_cox", fails("the solver ran out of memory"))
+    [note] = stats.time_varying_cox(intervals, ["pe_combined_cum"])["note"]
+    assert note == "not estimable: the solver ran out of memory"
+    monkeypatch.setattr(stats, "efron_time_varying_cox", fails(""))
+    [note] = stats.time_varying_cox(intervals, ["pe_combined_cum"])["note"]
+    assert note == "not estimable: ArithmeticError without a message"
+    monkeypatch.setattr(CoxPHFitter, "fit", fails("delta contains nan value(s)\n  Convergence halted."))
+    [note] = stats.dose_response(dose_runs(0, 8.0, per_dose=30))[1]["note"]  # no separation in these runs
+    assert note == "not estimable: delta contains nan value(s) Convergence halted."
+
+
 # ----- real logs of the scripted models ----------------------------------------------------------------------
 
 
@@ -361,6 +508,79 @@ def test_a_directory_of_failed_logs_reports_why_it_is_empty(sweep_logs: Path, tm
     assert analysis.runs.empty
     page = write_report(analysis, tmp_path / "out").read_text(encoding="utf-8")
     assert "No usable run" in page and "log cancelled" in page
+
+
+def write_bad_logs(sweep_logs: Path, directory: Path) -> dict[Path, str]:
+    """A log cut off in its first 3,000 bytes, 5,000 random bytes and an empty file, each as an `.eval` log, with
+    the words its skip reason must hold."""
+    directory.mkdir(parents=True, exist_ok=True)
+    good = next((sweep_logs / "heuristic").glob("*.eval")).read_bytes()
+    bad = {directory / "truncated.eval": (good[:3000], "truncated zip archive"),
+           directory / "random.eval": (np.random.default_rng(0).bytes(5000), "not a zip archive"),
+           directory / "empty.eval": (b"", "empty file")}  # fmt: skip
+    for path, (content, _) in bad.items():
+        path.write_bytes(content)
+    return {path: words for path, (_, words) in bad.items()}
+
+
+def test_a_directory_of_unreadable_logs_is_an_error_that_names_each_file_once(
+    sweep_logs: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = write_bad_logs(sweep_logs, tmp_path / "logs")
+    out = tmp_path / "report"
+    assert main(["analyze", str(tmp_path / "logs"), "--out", str(out)]) == 1
+    captured = capsys.readouterr()
+    for path, words in bad.items():
+        assert captured.err.count(str(path)) == 1, path
+        [line] = [line for line in captured.err.splitlines() if str(path) in line]
+        assert line.startswith(f"skipped {path}: unreadable: {words}"), line
+    last = captured.err.splitlines()[-1]
+    assert last.startswith("vendomini analyze: error: no run could be read") and "no report written" in last
+    assert "unreadable 3" in last
+    assert captured.out == "" and not out.exists()
+
+
+def test_a_mixed_directory_reports_and_names_each_bad_file_once(
+    sweep_logs: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import zipfile_zstd  # noqa: F401  -- zipfile reads and writes the log's zstd members
+
+    logs = tmp_path / "logs"
+    bad = write_bad_logs(sweep_logs, logs)
+    good = next((sweep_logs / "heuristic").glob("*.eval"))
+    shutil.copy(good, logs)
+    # a finished header over missing samples: Inspect's own message names the file, the line must not again
+    with zipfile.ZipFile(good) as src, zipfile.ZipFile(logs / "no-samples.eval", "w") as dst:
+        for info in src.infolist():
+            if not info.filename.startswith("samples/"):
+                dst.writestr(info, src.read(info))
+    bad[logs / "no-samples.eval"] = "the samples cannot be read"
+    (logs / "notes.txt").write_text("not a log", encoding="utf-8")
+    bad[logs / "notes.txt"] = "not a .eval file"
+    out = tmp_path / "report"
+    assert main(["analyze", str(logs), "--out", str(out)]) == 0
+    captured = capsys.readouterr()
+    assert "2 runs from 2 logs; skipped: not a log 1, unreadable 4" in captured.out
+    page = (out / "index.html").read_text(encoding="utf-8")
+    for path, words in bad.items():
+        assert captured.err.count(str(path)) == 1 and page.count(html.escape(str(path))) == 1, path
+        [line] = [line for line in captured.err.splitlines() if str(path) in line]
+        assert line.startswith(f"skipped {path}: ") and words in line, line
+    assert len(captured.err.splitlines()) == len(bad) and str(good.name) not in captured.err
+
+
+def test_skipped_samples_are_one_line_per_file() -> None:
+    from vendomini_eval.analysis import Skipped
+    from vendomini_eval.analysis.load import skip_lines
+
+    skipped = [Skipped("a.eval", "sample error: boom", f"rep{i}/e1") for i in range(7)]
+    skipped += [Skipped("b.eval", "unreadable: empty file (0 bytes)"),
+                Skipped("a.eval", "duplicate: newer copy in c.eval", "rep9/e1")]  # fmt: skip
+    assert skip_lines(skipped) == [
+        "skipped a.eval: 8 samples: sample error: boom (rep0/e1, rep1/e1, rep2/e1, rep3/e1, rep4/e1, +2 more); "
+        "duplicate: newer copy in c.eval (rep9/e1)",
+        "skipped b.eval: unreadable: empty file (0 bytes)",
+    ]
 
 
 # ----- business measures ------------------------------------------------------------------------------------

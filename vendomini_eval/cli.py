@@ -12,6 +12,7 @@ import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
@@ -25,6 +26,9 @@ from vendomini_eval.experiments import (
 )
 from vendomini_eval.policies import FAULTS, POLICIES, PolicyContext, make_policy
 from vendomini_eval.runner import run_policy
+
+if TYPE_CHECKING:  # the analysis needs its extra: imported where a command uses it
+    from vendomini_eval.analysis import Skipped
 
 
 class UsageError(Exception):
@@ -199,7 +203,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_analyze(args: argparse.Namespace) -> int:
     """Read every log below LOGDIR and write the tables, statistics and report to --out; with --thresholds,
-    check them and exit 1 on FAIL (with --strict, on WARN too)."""
+    check them and exit 1 on FAIL (with --strict, on WARN too). Every file skipped is one line on stderr; when
+    no run could be read the report is not written and the status is 1."""
     if args.block < 1:
         raise UsageError(f"--block {args.block}: must be at least 1")
     if args.strict and args.thresholds is None:
@@ -221,15 +226,24 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         thresholds_path = resolve_thresholds(args.thresholds) if args.thresholds else None
         thresholds = load_thresholds(thresholds_path) if thresholds_path else None
         analysis = analyze(args.log_dir, block=args.block)
-    except (AnalysisInputError, ThresholdsError) as error:
+    except ThresholdsError as error:
         raise UsageError(error) from None
+    except AnalysisInputError as error:
+        _print_skips(error.skipped)
+        raise UsageError(error) from None
+    loaded = analysis.loaded
+    _print_skips(loaded.skipped)
+    if not loaded.runs:  # an empty report would read as a sweep that ran and found nothing
+        counts = ", ".join(f"{kind} {n}" for kind, n in sorted(loaded.skip_counts().items()))
+        print(f"{args.prog}: error: no run could be read from {args.log_dir} ({counts or 'no samples'}; each file "
+              "is listed above); no report written", file=sys.stderr)  # fmt: skip
+        return 1
     if thresholds is not None:
         analysis.thresholds = check_thresholds(thresholds, analysis.runs, analysis.loaded, str(thresholds_path))
     try:
         index = write_report(analysis, args.out)
     except OSError as error:  # checked above, so only a failure while writing (a full disk) is left
         raise UsageError(f"--out {args.out}: cannot write the report: {error.strerror or error}") from None
-    loaded = analysis.loaded
     skipped = ", ".join(f"{kind} {n}" for kind, n in sorted(loaded.skip_counts().items()))
     print(f"{len(analysis.runs)} runs from {len(loaded.logs)} logs" + (f"; skipped: {skipped}" if skipped else ""))
     print(f"report: {index}")
@@ -237,6 +251,14 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         return 0
     print(analysis.thresholds.line())
     return 1 if analysis.thresholds.status == "FAIL" or (args.strict and analysis.thresholds.status == "WARN") else 0
+
+
+def _print_skips(skipped: Sequence[Skipped]) -> None:
+    """Every file the analysis skipped, once, with why (`LoadedLogs.skip_lines`), on stderr."""
+    from vendomini_eval.analysis.load import skip_lines
+
+    for line in skip_lines(list(skipped)):
+        print(line, file=sys.stderr)
 
 
 def cmd_slurm_submit(args: argparse.Namespace) -> int:

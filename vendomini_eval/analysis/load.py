@@ -1,9 +1,10 @@
 """Reading runs back from Inspect logs: every `.eval` log below a directory, headers first, then only the
 sample fields the analysis needs (metadata and the store's EpisodeRecord); transcripts are never parsed.
 
-What cannot be used is counted, with the reason: an unreadable file, a log that did not finish (`started`,
-`cancelled`, `error`), a sample with an error or without an episode, and a retried sample that a newer
-successful log holds again (eval_set retries and resumed shards can leave one run in two logs).
+What cannot be used is counted, with the reason: an unreadable file (empty, not a zip archive, truncated, not
+an Inspect log), a log that did not finish (`started`, `cancelled`, `error`) or holds no sample, a sample with
+an error or without an episode, and a retried sample that a newer successful log holds again (eval_set retries
+and resumed shards can leave one run in two logs). `LoadedLogs.skip_lines` gives one line per file.
 """
 
 from __future__ import annotations
@@ -27,10 +28,19 @@ HEAD_CHUNK = 1 << 18
 _OBJECT_START = re.compile(r"\s*\{")
 _NEXT_KEY = re.compile(r'\s*,?\s*"((?:[^"\\]|\\.)*)"\s*:\s*')
 RECORD = "EpisodeRecord:"
+ZIP_MAGIC = b"PK\x03\x04"
+"""How a zip archive (an `.eval` log is one) begins."""
+SAMPLES_SHOWN = 5
+"""Sample names shown per reason in a skip line; the report's table lists them all."""
 
 
 class AnalysisInputError(ValueError):
-    """The log directory cannot be analysed (missing, empty, no usable run)."""
+    """The log directory cannot be analysed (missing, empty, no usable run). `skipped`: the files left out on
+    the way (for the user: the error alone may not say which files were looked at)."""
+
+    def __init__(self, message: str, skipped: list[Skipped] | None = None) -> None:
+        super().__init__(message)
+        self.skipped = list(skipped or [])
 
 
 @dataclass(frozen=True)
@@ -98,6 +108,38 @@ class LoadedLogs:
             counts[kind] = counts.get(kind, 0) + 1
         return counts
 
+    def skip_lines(self) -> list[str]:
+        """One line per file with a skip, in the order first skipped: see `skip_lines`."""
+        return skip_lines(self.skipped)
+
+
+def skip_lines(skipped: list[Skipped]) -> list[str]:
+    """One line per file that was skipped whole or in part, in the order first skipped: `skipped PATH: REASON`
+    for a whole file; for samples, `skipped PATH: N samples: REASON (names); ...`, reasons in order, at most
+    SAMPLES_SHOWN names each."""
+    whole: dict[str, str] = {}
+    samples: dict[str, dict[str, list[str]]] = {}
+    for skip in skipped:
+        if skip.sample is None:
+            whole.setdefault(skip.path, skip.reason)
+        else:
+            samples.setdefault(skip.path, {}).setdefault(skip.reason, []).append(skip.sample)
+        samples.setdefault(skip.path, {})  # keeps the order of first skip across both kinds
+    lines = []
+    for path, by_reason in samples.items():
+        parts = [whole[path]] if path in whole else []
+        if by_reason:
+            n = sum(len(names) for names in by_reason.values())
+            shown = [f"{reason} ({_names(names)})" for reason, names in by_reason.items()]
+            parts.append(f"{n} sample{'s' * (n != 1)}: {'; '.join(shown)}")
+        lines.append(f"skipped {path}: {'; '.join(parts)}")
+    return lines
+
+
+def _names(names: list[str]) -> str:
+    more = len(names) - SAMPLES_SHOWN
+    return ", ".join(names[:SAMPLES_SHOWN]) + (f", +{more} more" if more > 0 else "")
+
 
 def model_label(model: str, model_args: dict[str, Any] | None) -> str:
     """The model with its arguments: `vendomini/heuristic` and `vendomini/heuristic[fault=stall,onset=20]` are
@@ -126,14 +168,14 @@ def load_runs(log_dir: str | Path) -> LoadedLogs:
         if other.suffix != LOG_SUFFIX and other.name not in INSPECT_BOOKKEEPING:
             loaded.skipped.append(Skipped(str(other), "not a log: not a .eval file"))
     if not log_files:
-        raise AnalysisInputError(f"{log_dir}: no .eval logs below this directory")
+        raise AnalysisInputError(f"{log_dir}: no .eval logs below this directory", loaded.skipped)
 
     newest: dict[tuple[str, str, str, int], RunRecord] = {}
     for path in log_files:
         try:
             header_log = read_eval_log(str(path), header_only=True)
         except Exception as error:  # a truncated or foreign file: say which and go on
-            loaded.skipped.append(Skipped(str(path), f"unreadable: {type(error).__name__}: {error}"))
+            loaded.skipped.append(Skipped(str(path), f"unreadable: {_unreadable(path, error)}"))
             continue
         header = LogHeader(
             path=str(path),
@@ -146,18 +188,22 @@ def load_runs(log_dir: str | Path) -> LoadedLogs:
         )
         loaded.logs.append(header)
         if header.status != "success":
-            why = f": {header_log.error.message}" if header_log.error else ""
+            why = f": {_one_line(header_log.error.message, path)}" if header_log.error else ""
             loaded.skipped.append(Skipped(str(path), f"log {header.status}{why}"))
             continue
         try:
             samples = list(_read_samples(path))
         except Exception as error:  # a finished header over damaged samples: say which and go on
-            loaded.skipped.append(Skipped(str(path), f"unreadable: {type(error).__name__}: {error}"))
+            why = f"the header says success but the samples cannot be read ({_message(error, path)})"
+            loaded.skipped.append(Skipped(str(path), f"unreadable: {why}"))
+            continue
+        if not samples:
+            loaded.skipped.append(Skipped(str(path), "no samples: the log finished without any"))
             continue
         for sample in samples:
             name = f"{sample.id}/e{sample.epoch}"
             if sample.error is not None:
-                loaded.skipped.append(Skipped(str(path), f"sample error: {sample.error}", name))
+                loaded.skipped.append(Skipped(str(path), f"sample error: {_one_line(sample.error, path)}", name))
                 continue
             store = sample.head.get("store") or {}
             record = {key[len(RECORD) :]: value for key, value in store.items() if key.startswith(RECORD)}
@@ -186,6 +232,35 @@ def load_runs(log_dir: str | Path) -> LoadedLogs:
 
 def _order(run: RunRecord) -> tuple[str, str]:
     return (run.log.created, run.completed_at)
+
+
+def _unreadable(path: Path, error: Exception) -> str:
+    """Why Inspect could not read a log's header, in words: what the file is (its reader's messages, such as
+    'EOCD not found', say little), then the message where it adds something."""
+    try:
+        with path.open("rb") as stream:
+            start = stream.read(len(ZIP_MAGIC))
+    except OSError as os_error:
+        return f"cannot open: {os_error.strerror or os_error}"
+    if not start:
+        return "empty file (0 bytes)"
+    if start != ZIP_MAGIC:
+        return "not a zip archive, so not an Inspect .eval log"
+    if not zipfile.is_zipfile(path):
+        return "truncated zip archive: its end (the central directory) is missing; a write or copy cut short"
+    return f"a zip archive that Inspect cannot read as a log ({_message(error, path)})"
+
+
+def _message(error: BaseException, path: Path) -> str:
+    """An exception as `Type: message` on one line, without the file's path (the skip line names it)."""
+    message = _one_line(str(error), path)
+    return f"{type(error).__name__}: {message}" if message else f"{type(error).__name__} without a message"
+
+
+def _one_line(text: str, path: Path, limit: int = 300) -> str:
+    """`text` on one line, at most `limit` characters, without the file's path (the skip line names it)."""
+    text = " ".join(str(text).replace(str(path), "").split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -33,12 +34,38 @@ MAX_SE_PER_SD = 5.0
 """Largest standard error of a log hazard ratio per SD of its covariate that is reported. Beyond it the fit
 found no finite maximum (separation: a level in which every run, or none, crashed), and the CI spans
 dozens of orders of magnitude: a number that means nothing."""
-UNSTABLE = "not estimable: separation or no information (a level where all or no runs crash?)"
+MAX_COEF_PER_SD = 5.0
+"""Largest |log hazard ratio| per SD of its covariate that is reported: a hazard ratio of e^5 (about 150) per
+SD, e^10 (22,000) between the levels of an evenly split factor. Where the runs' covariate values overlap no
+crash hazard is that steep; on separated data lifelines' Newton-Raphson stops at 10 to 13 per SD with a
+standard error that can look ordinary (1 to 4 per SD), which MAX_SE_PER_SD alone lets through."""
 TV_COVARIATES = ("pe_combined_cum", "pe_combined_ewma_fast", "pe_combined_ewma_medium", "pe_combined_ewma_slow",
                  "pe_surprises")  # fmt: skip
 """The PE accumulators of the time-varying Cox model, each fitted alone (they are strongly correlated)."""
+MIN_RUNS_LEVEL = 2
+"""Runs a factor level (or a model) needs: a diverging hazard ratio of a level with fewer is put down to too few
+runs (one run either crashed or did not), not to separation."""
 NON_FACTORS = frozenset({"max_steps", "continue_after_crash"})
 """Condition fields that vary across runs but are not causes of a crash hazard (the horizon)."""
+
+
+class NotEstimable(ValueError):
+    """The data cannot support a Cox model; the message says why in words (it becomes a row's note)."""
+
+
+class Diverging(NotEstimable):
+    """Newton-Raphson found no finite maximum: the log partial likelihood keeps rising as a coefficient grows
+    (separation). `coef_per_sd` holds the coefficients per SD of their covariates where the fit stopped."""
+
+    def __init__(self, coef_per_sd: float | np.ndarray) -> None:
+        self.coef_per_sd = np.atleast_1d(np.asarray(coef_per_sd, dtype=float))
+        super().__init__("the estimate diverges (the likelihood has no finite maximum)")
+
+
+NO_INFORMATION = ("no variation in the covariate among the runs at risk at any crash (it differs only between "
+                  "strata, or only where no run is at risk)")  # fmt: skip
+NO_INFORMATION_MULTI = ("singular design among the runs at risk: the covariates are collinear within the risk "
+                        "sets of the crashes")  # fmt: skip
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -154,12 +181,14 @@ def cox_conditions(runs: pd.DataFrame, factors: Sequence[str]) -> tuple[pd.DataF
     empty_ph = pd.DataFrame(columns=["covariate", "statistic", "p", "note"])
     if not terms:
         return _note_frame("no factor varies across the runs"), empty_ph
-    if k < MIN_EVENTS_COX:
-        return _note_frame(f"too few crashes ({k} < {MIN_EVENTS_COX})"), empty_ph
+    if shortage := _crash_shortage(k):
+        return _note_frame(shortage), empty_ph
     design = pd.get_dummies(runs[terms].astype(str), drop_first=True, prefix_sep="=", dtype=float)
     design = design.loc[:, design.std() > 0]
     if design.empty:
         return _note_frame("no covariate varies"), empty_ph
+    if problem := _design_problem(design, len(runs)):
+        return _note_frame(problem), empty_ph
     design["time_to_crash"] = runs["time_to_crash"].astype(float).to_numpy()
     design["crashed"] = runs["crashed"].astype(bool).to_numpy()
     fit = _fit_cox(design)
@@ -182,11 +211,13 @@ def dose_response(runs: pd.DataFrame, dose: str = "p_shock") -> tuple[pd.DataFra
         return crash_rates(runs, [dose]) if dose in runs else pd.DataFrame(), _note_frame(f"{dose} has one level")
     rates = crash_rates(runs, [dose])
     k = int(runs["crashed"].astype(bool).sum())
-    if k < MIN_EVENTS_COX:
-        return rates, _note_frame(f"too few crashes ({k} < {MIN_EVENTS_COX})")
+    if shortage := _crash_shortage(k):
+        return rates, _note_frame(shortage)
     design = pd.DataFrame({dose: runs[dose].astype(float)})
     if "model" in runs and runs["model"].nunique() > 1:
         design = design.join(pd.get_dummies(runs[["model"]], drop_first=True, prefix_sep="=", dtype=float))
+    if problem := _design_problem(design, len(runs)):
+        return rates, _note_frame(problem)
     design["time_to_crash"] = runs["time_to_crash"].astype(float)
     design["crashed"] = runs["crashed"].astype(bool)
     fit = _fit_cox(design)
@@ -260,24 +291,29 @@ def time_varying_cox(
         k = int(intervals["event"].astype(bool).sum()) if len(intervals) else 0
         row = {**_empty_hr_row(covariate, k, n_runs), "sd": math.nan, "hr_per_sd": math.nan,
                "hr_per_sd_lo": math.nan, "hr_per_sd_hi": math.nan, "strata": strata or ""}  # fmt: skip
-        if k < MIN_EVENTS_COX:
-            row["note"] = f"too few crashes ({k} < {MIN_EVENTS_COX})"
+        if shortage := _crash_shortage(k):
+            row["note"] = shortage
         elif intervals[covariate].std() == 0 or not np.isfinite(intervals[covariate].std()):
             row["note"] = "no variation in the covariate"
         else:
+            start, stop = intervals["start"].to_numpy(float), intervals["stop"].to_numpy(float)
+            event, x = intervals["event"].to_numpy(bool), intervals[covariate].to_numpy(float)
+            groups = intervals[strata].to_numpy() if strata else None
+            explain = partial(_separation_note, covariate, start, stop, event, x, groups)  # of a diverging fit
             try:
-                fit = efron_time_varying_cox(
-                    intervals["start"].to_numpy(float), intervals["stop"].to_numpy(float),
-                    intervals["event"].to_numpy(bool), intervals[covariate].to_numpy(float),
-                    intervals[strata].to_numpy() if strata else None,
-                )  # fmt: skip
+                with np.errstate(all="ignore"):  # a diverging fit overflows on its way out: reported below
+                    fit = efron_time_varying_cox(start, stop, event, x, groups)
                 sd = float(intervals[covariate].std())
-                row.update(_summary_row(fit, sd), sd=sd)
+                row.update(_summary_row(fit, sd, explain), sd=sd)
                 if row["note"] == "":  # per SD of the covariate: comparable across accumulators of other scales
                     row.update(hr_per_sd=row["hr"] ** sd, hr_per_sd_lo=row["hr_lo"] ** sd,
                                hr_per_sd_hi=row["hr_hi"] ** sd)  # fmt: skip
-            except Exception as error:  # lifelines' ConvergenceError and linear-algebra failures
-                row["note"] = f"not estimable: {type(error).__name__}"
+            except Diverging as error:
+                row["note"] = explain(_reached(error.coef_per_sd[0]))
+            except NotEstimable as error:
+                row["note"] = f"not estimable: {error}"
+            except Exception as error:  # not foreseen: its message, the last resort
+                row["note"] = f"not estimable: {_message(error)}"
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -291,14 +327,16 @@ def efron_time_varying_cox(start: np.ndarray, stop: np.ndarray, event: np.ndarra
     at each event time: O(intervals x event times) a step, about a minute per model at 1,000 runs x 500 steps.
     Here the risk-set sums at the event times are differences of cumulative sums over the intervals sorted by
     start and by stop: O(intervals log intervals). Returns coef, se(coef), exp(coef) with its 95% bounds, and
-    the Wald p. Raises ValueError when there is no maximum (no information, or separation)."""
+    the Wald p. Raises NotEstimable (a ValueError) when there is no maximum: Diverging when the likelihood
+    rises without bound (separation), NotEstimable with the reason in words otherwise (no crash, no
+    information, no convergence)."""
     centre, scale = float(np.mean(x)), float(np.std(x)) or 1.0
     z = (x - centre) / scale  # standardised: exp(beta * z) stays in range
     groups = [np.ones(len(z), bool)] if strata is None else [strata == s for s in pd.unique(strata)]
     parts = [_risk_sets(start[g], stop[g], event[g], z[g]) for g in groups]
     parts = [part for part in parts if part is not None]
     if not parts:
-        raise ValueError("no event")
+        raise NotEstimable("no crashes")
 
     def at(beta: float) -> tuple[float, float, float]:
         totals = [_efron_terms(part, beta) for part in parts]
@@ -308,7 +346,9 @@ def efron_time_varying_cox(start: np.ndarray, stop: np.ndarray, event: np.ndarra
     loglik, gradient, hessian = at(beta)
     for _ in range(max_iterations):
         if not (hessian < 0 and math.isfinite(hessian)):
-            raise ValueError("no information in the covariate")
+            if beta == 0.0:
+                raise NotEstimable(NO_INFORMATION)
+            raise Diverging(beta)  # the information vanished on the way out: weights at the edge of range
         step = -gradient / hessian
         candidate = at(beta + step)
         while candidate[0] < loglik - 1e-12 and abs(step) > 1e-12:  # halve a step that lowers the likelihood
@@ -319,9 +359,11 @@ def efron_time_varying_cox(start: np.ndarray, stop: np.ndarray, event: np.ndarra
         if abs(step) < 1e-10:
             break
     else:
-        raise ValueError("no convergence")
+        if abs(beta) > MAX_COEF_PER_SD:  # still climbing, far out: separation rather than a slow maximum
+            raise Diverging(beta)
+        raise NotEstimable(f"no convergence in {max_iterations} Newton-Raphson steps")
     if abs(beta) > 30 or not hessian < 0:  # the likelihood still climbs at the edge: separation
-        raise ValueError("no finite maximum")
+        raise Diverging(beta)
     coef, se = beta / scale, 1 / math.sqrt(-hessian) / scale
     return {"coef": coef, "se(coef)": se, "exp(coef)": math.exp(coef),
             "exp(coef) lower 95%": math.exp(coef - Z95 * se), "exp(coef) upper 95%": math.exp(coef + Z95 * se),
@@ -481,23 +523,32 @@ def adjusted_time_varying_cox(intervals: pd.DataFrame, covariate: str, adjust: S
 
     if covariate not in intervals:
         return finish(f"no column {covariate}")
-    if k < MIN_EVENTS_COX:
-        return finish(f"too few crashes ({k} < {MIN_EVENTS_COX})")
-    x = intervals[terms].astype(float).fillna(0.0).to_numpy()
+    if shortage := _crash_shortage(k):
+        return finish(shortage)
+    design = intervals[terms].astype(float).fillna(0.0)
+    x = design.to_numpy()
     if not np.isfinite(x[:, 0]).all() or not x[:, 0].std() > 0:
         return finish("no variation in the covariate")
+    if problem := _design_problem(design, n_runs):
+        return finish(problem)
+    start, stop = intervals["start"].to_numpy(float), intervals["stop"].to_numpy(float)
+    event, groups = intervals["event"].to_numpy(bool), intervals[strata].to_numpy() if strata else None
     try:
-        fit = efron_time_varying_cox_multi(
-            intervals["start"].to_numpy(float), intervals["stop"].to_numpy(float), intervals["event"].to_numpy(bool),
-            x, intervals[strata].to_numpy() if strata else None,
-        )  # fmt: skip
-    except (ValueError, np.linalg.LinAlgError) as error:
+        with np.errstate(all="ignore"):  # a diverging fit overflows on its way out: reported below
+            fit = efron_time_varying_cox_multi(start, stop, event, x, groups)
+    except Diverging as error:  # named by the term that ran furthest out
+        i = int(np.nanargmax(np.abs(error.coef_per_sd))) if np.isfinite(error.coef_per_sd).any() else 0
+        return finish(_separation_note(terms[i], start, stop, event, x[:, i], groups, _reached(error.coef_per_sd[i])))
+    except NotEstimable as error:
         return finish(f"not estimable: {error}")
+    except (ValueError, np.linalg.LinAlgError) as error:  # not foreseen: its message, the last resort
+        return finish(f"not estimable: {_message(error)}")
     for i, row in enumerate(rows):
         sd = float(x[:, i].std(ddof=1))
         values = {key: fit[key][i] for key in ("coef", "se(coef)", "exp(coef)", "exp(coef) lower 95%",
                                                 "exp(coef) upper 95%", "p")}  # fmt: skip
-        row.update(_summary_row(pd.Series(values), sd), sd=sd)
+        explain = partial(_separation_note, terms[i], start, stop, event, x[:, i], groups)  # of a diverging term
+        row.update(_summary_row(pd.Series(values), sd, explain), sd=sd)
         if row["note"] == "":
             row.update(hr_per_sd=row["hr"] ** sd, hr_per_sd_lo=row["hr_lo"] ** sd, hr_per_sd_hi=row["hr_hi"] ** sd)
     return finish()
@@ -509,7 +560,9 @@ def efron_time_varying_cox_multi(start: np.ndarray, stop: np.ndarray, event: np.
     """Cox model of several time-varying covariates (`x`: one column each) on (start, stop] intervals: the
     estimator of `efron_time_varying_cox` (Efron's ties, risk sets from cumulative sums, Newton-Raphson with
     step halving) for a vector of coefficients. Returns arrays, one entry per column: coef, se(coef),
-    exp(coef) with its 95% bounds, and the Wald p. Raises ValueError when there is no maximum."""
+    exp(coef) with its 95% bounds, and the Wald p. Raises NotEstimable (a ValueError) when there is no
+    maximum: Diverging when the likelihood rises without bound (separation), NotEstimable with the reason in
+    words otherwise (no crash, no information, collinear covariates, no convergence)."""
     x = np.asarray(x, dtype=float)
     if x.ndim == 1:
         x = x[:, None]
@@ -520,7 +573,7 @@ def efron_time_varying_cox_multi(start: np.ndarray, stop: np.ndarray, event: np.
     parts = [_risk_sets(start[g], stop[g], event[g], z[g]) for g in groups]
     parts = [part for part in parts if part is not None]
     if not parts:
-        raise ValueError("no event")
+        raise NotEstimable("no crashes")
     dim = z.shape[1]
 
     def at(beta: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
@@ -534,11 +587,15 @@ def efron_time_varying_cox_multi(start: np.ndarray, stop: np.ndarray, event: np.
     loglik, gradient, hessian = at(beta)
     for _ in range(max_iterations):
         if not np.isfinite(hessian).all():
-            raise ValueError("no information in the covariates")
+            if not beta.any():
+                raise NotEstimable("a covariate has values that are not finite")
+            raise Diverging(beta)  # weights beyond range make it infinite: the fit ran off to the edge
         try:
             step = np.linalg.solve(hessian, -gradient)
         except np.linalg.LinAlgError:
-            raise ValueError("no information in the covariates (collinear?)") from None
+            if not beta.any():
+                raise NotEstimable(NO_INFORMATION_MULTI) from None
+            raise Diverging(beta) from None
         candidate = at(beta + step)
         while candidate[0] < loglik - 1e-12 and np.abs(step).max() > 1e-12:  # halve a step that lowers it
             step = step / 2
@@ -548,10 +605,14 @@ def efron_time_varying_cox_multi(start: np.ndarray, stop: np.ndarray, event: np.
         if np.abs(step).max() < 1e-10:
             break
     else:
-        raise ValueError("no convergence")
+        if np.abs(beta).max() > MAX_COEF_PER_SD:  # still climbing, far out: separation rather than a slow maximum
+            raise Diverging(beta)
+        raise NotEstimable(f"no convergence in {max_iterations} Newton-Raphson steps")
     eigenvalues = np.linalg.eigvalsh(hessian)
-    if np.abs(beta).max() > 30 or not (eigenvalues < 0).all():  # still climbing at the edge: separation
-        raise ValueError("no finite maximum")
+    if np.abs(beta).max() > 30:  # still climbing at the edge: separation
+        raise Diverging(beta)
+    if not (eigenvalues < 0).all():  # a direction without information at the maximum
+        raise NotEstimable(NO_INFORMATION_MULTI)
     covariance = np.linalg.inv(-hessian)
     coef, se = beta / scale, np.sqrt(np.diag(covariance)) / scale
     p = np.array([math.erfc(abs(c / s) / math.sqrt(2)) for c, s in zip(coef, se, strict=True)])
@@ -624,27 +685,147 @@ def crash_type_mix(runs: pd.DataFrame, by: Sequence[str]) -> pd.DataFrame:
 
 
 # ---------------------------------------------------------------------------------------------------------
+# Why a Cox model is not estimable, in words
+
+
+def _crash_shortage(crashes: int) -> str:
+    """The note of a model with too few crashes to fit (empty when there are enough)."""
+    if crashes == 0:
+        return f"no crashes (a Cox model needs at least {MIN_EVENTS_COX})"
+    return f"too few crashes ({crashes} < {MIN_EVENTS_COX})" if crashes < MIN_EVENTS_COX else ""
+
+
+def _design_problem(design: pd.DataFrame, runs: int) -> str:
+    """Why a Cox model of these covariate columns cannot be fitted, found before fitting it (empty when
+    nothing is found): too few runs for its terms, a column that does not vary, or a singular design (a column
+    that is a linear combination of earlier ones; centred, since the baseline hazard absorbs any constant). In
+    each case the model has no unique maximum: the fit would fail or return arbitrary numbers."""
+    terms = len(design.columns)
+    if runs <= terms:
+        return f"too few runs ({runs} for {terms} terms: a Cox model needs more runs than terms)"
+    spread = design.std()
+    constant = [str(name) for name in design.columns if not spread[name] > 0]
+    if constant:
+        return f"no variation in {', '.join(constant)}"
+    z = ((design - design.mean()) / spread).to_numpy(float)
+    kept: list[int] = []
+    for j in range(terms):
+        if np.linalg.matrix_rank(z[:, [*kept, j]]) <= len(kept):
+            weights = np.linalg.lstsq(z[:, kept], z[:, j], rcond=None)[0]
+            partners = [str(design.columns[i]) for i, w in zip(kept, weights, strict=True) if abs(w) > 1e-6]
+            return (f"singular design: {design.columns[j]} is collinear with {', '.join(partners)} (a linear "
+                    "combination of them in these runs: their effects cannot be told apart)")  # fmt: skip
+        kept.append(j)
+    return ""
+
+
+def _divergence(coef_per_sd: float, se_per_sd: float, bounds: tuple[float, float]) -> str:
+    """Why an estimate is taken as diverging, so not reported (empty when it is): a coefficient, standard
+    error or CI bound that is not finite, SE x SD above MAX_SE_PER_SD, or |coef| x SD above MAX_COEF_PER_SD."""
+    if not all(map(math.isfinite, (coef_per_sd, se_per_sd, *bounds))):
+        return "its coefficient, standard error or CI is not finite"
+    if se_per_sd > MAX_SE_PER_SD:
+        return f"SE x SD {se_per_sd:.3g} > {MAX_SE_PER_SD:g}"
+    if abs(coef_per_sd) > MAX_COEF_PER_SD:
+        return f"|coef| x SD {abs(coef_per_sd):.3g} > {MAX_COEF_PER_SD:g}"
+    return ""
+
+
+def _reached(coef_per_sd: float) -> str:
+    """Why a fit that raised Diverging diverged, from where its coefficient got to."""
+    if not math.isfinite(coef_per_sd):
+        return "its coefficient ran out of range"
+    return f"|coef| x SD reached {abs(coef_per_sd):.3g} with the likelihood still rising"
+
+
+def _separation_note(name: str, start: np.ndarray | None, stop: np.ndarray, event: np.ndarray, x: np.ndarray,
+                     strata: np.ndarray | None, why: str, complete_only: bool = False) -> str:  # fmt: skip
+    """The note of a diverging estimate of `name`: too few runs for an indicator of fewer than MIN_RUNS_LEVEL
+    runs; complete separation in `name` alone when `_separation_side` finds it (saying on which side); else
+    near-separation, or separation in a combination of the covariates (empty then, with `complete_only`).
+    `start` None: one row per run, at risk from the start."""
+    indicator = set(np.unique(x)) <= {0.0, 1.0}  # a factor level or a model
+    if start is None and indicator and (n := int((x == 1).sum())) < MIN_RUNS_LEVEL:
+        return f"not estimable: too few runs with {name} ({n} < {MIN_RUNS_LEVEL}; {why})"
+    side = _separation_side(np.full(len(stop), -np.inf) if start is None else start, stop, event, x, strata)
+    if side == 0:
+        return "" if complete_only else (
+            f"not estimable: diverging estimate ({why}): separation, the crashes fall (almost) all on one side "
+            f"of {name} or of a combination of the covariates")  # fmt: skip
+    if indicator:
+        where = (f"every crash while a run with {name} was at risk came from such a run" if side > 0 else
+                 f"no run with {name} crashed while a run without it was at risk")  # fmt: skip
+    else:
+        where = f"at every crash the crashing run had the {'highest' if side > 0 else 'lowest'} {name} at risk"
+    limit = "grows without bound" if side > 0 else "falls to 0"
+    return f"not estimable: complete separation ({where}), so its hazard ratio {limit} ({why})"
+
+
+def _separation_side(start: np.ndarray, stop: np.ndarray, event: np.ndarray, x: np.ndarray,
+                     strata: np.ndarray | None = None) -> int:  # fmt: skip
+    """+1 when at every crash the crashing run has the highest `x` of the runs then at risk (in its stratum), -1
+    when the lowest, 0 when neither holds or when `x` never differs within a risk set. At +1 or -1 the partial
+    likelihood rises without bound in the coefficient of `x`, whatever the others (complete separation, or
+    monotone likelihood). On (start, stop] intervals: at risk at t when start < t <= stop."""
+    up = down = True
+    differs = False
+    for i in np.flatnonzero(event):
+        at_risk = (start < stop[i]) & (stop >= stop[i])
+        if strata is not None:
+            at_risk &= strata == strata[i]
+        low, high = x[at_risk].min(), x[at_risk].max()
+        up, down, differs = up and x[i] >= high, down and x[i] <= low, differs or low < high
+        if not (up or down):
+            return 0
+    return (1 if up else -1) if differs else 0
+
+
+def _message(error: BaseException) -> str:
+    """An exception's message on one line, cut short: the last resort of a note (never its class name alone)."""
+    text = " ".join(str(error).split())
+    if not text:
+        return f"{type(error).__name__} without a message"
+    return text if len(text) <= 200 else text[:199] + "…"
+
+
+# ---------------------------------------------------------------------------------------------------------
 # Helpers
 
 
 def _fit_cox(design: pd.DataFrame) -> Any:
+    """lifelines' Cox PH on a runs design (covariates, `time_to_crash`, `crashed`), or the note saying why it
+    could not be fitted."""
     from lifelines import CoxPHFitter
 
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             return CoxPHFitter().fit(design, duration_col="time_to_crash", event_col="crashed")
-    except Exception as error:  # ConvergenceError (separation, collinearity), singular matrices
-        return f"not estimable: {type(error).__name__}"
+    except Exception as error:  # ConvergenceError, singular matrices: separation, else the message
+        time, crashed = _risk_times(design)
+        for name in design.columns.drop(["time_to_crash", "crashed"]):
+            note = _separation_note(str(name), None, time, crashed, design[name].to_numpy(float), None,
+                                    "the fit stopped without a maximum", complete_only=True)  # fmt: skip
+            if note:
+                return note
+        return f"not estimable: {_message(error)}"
 
 
 def _hazard_ratios(fit: Any, crashes: int, runs: int, design: pd.DataFrame) -> pd.DataFrame:
+    time, crashed = _risk_times(design)
     rows = []
     for covariate, values in fit.summary.iterrows():
         row = _empty_hr_row(str(covariate), crashes, runs)
-        row.update(_summary_row(values, float(design[covariate].std())))
+        x = design[covariate].to_numpy(float)
+        explain = partial(_separation_note, str(covariate), None, time, crashed, x, None)
+        row.update(_summary_row(values, float(design[covariate].std()), explain))
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def _risk_times(design: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """(time, crashed) of a runs design: each run at risk from the start to its time."""
+    return design["time_to_crash"].to_numpy(float), design["crashed"].to_numpy(bool)
 
 
 def _ph_test(fit: Any, design: pd.DataFrame, crashes: int) -> pd.DataFrame:
@@ -658,7 +839,7 @@ def _ph_test(fit: Any, design: pd.DataFrame, crashes: int) -> pd.DataFrame:
             result = proportional_hazard_test(fit, design, time_transform="rank")
     except Exception as error:
         return pd.DataFrame([{"covariate": "", "statistic": math.nan, "p": math.nan,
-                              "note": f"not computable: {type(error).__name__}"}])  # fmt: skip
+                              "note": f"not computable: {_message(error)}"}])  # fmt: skip
     summary = result.summary
     return pd.DataFrame({
         "covariate": [str(i[0]) if isinstance(i, tuple) else str(i) for i in summary.index],
@@ -668,13 +849,15 @@ def _ph_test(fit: Any, design: pd.DataFrame, crashes: int) -> pd.DataFrame:
     })  # fmt: skip
 
 
-def _summary_row(values: pd.Series, sd: float) -> dict[str, Any]:
-    """Coefficient, hazard ratio per unit with its 95% CI and p; NaN and a note for an unstable estimate."""
-    se_per_sd = float(values["se(coef)"]) * sd
+def _summary_row(values: pd.Series, sd: float, explain: Callable[[str], str] | None = None) -> dict[str, Any]:
+    """Coefficient, hazard ratio per unit with its 95% CI and p; NaN and a note for a diverging estimate
+    (`_divergence`), worded by `explain` (which tells complete separation from near-separation)."""
     bounds = (float(values["exp(coef) lower 95%"]), float(values["exp(coef) upper 95%"]))
-    if not (math.isfinite(se_per_sd) and se_per_sd <= MAX_SE_PER_SD and all(map(math.isfinite, bounds))):
+    why = _divergence(float(values["coef"]) * sd, float(values["se(coef)"]) * sd, bounds)
+    if why:
+        note = explain(why) if explain else f"not estimable: diverging estimate ({why})"
         return {"coef": math.nan, "hr": math.nan, "hr_lo": math.nan, "hr_hi": math.nan, "p": math.nan,
-                "note": UNSTABLE}  # fmt: skip
+                "note": note}  # fmt: skip
     return {"coef": float(values["coef"]), "hr": float(values["exp(coef)"]),
             "hr_lo": float(values["exp(coef) lower 95%"]), "hr_hi": float(values["exp(coef) upper 95%"]),
             "p": float(values["p"]), "note": ""}  # fmt: skip
