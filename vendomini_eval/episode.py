@@ -50,8 +50,6 @@ _STOP = re.compile(
 _NEXT_STEP = re.compile(
     r"\b(?:next|then|i will|i'll|i am going to|i'm going to|let me|let's|now i|after that|afterwards|continue)\b"
 )
-BELIEF_FIELDS = ("expected_cash", "expected_cash_after", "expected_units_in_stock")
-"""Card fields that state a belief about the business (compared with what the agent was told: incoherence)."""
 
 # Outcome fields that resolve at once when the call succeeds: card field -> observation key and PE kind.
 IMMEDIATE_FIELDS = {
@@ -227,11 +225,9 @@ class Episode:
         applied = apply_shock(world, shock, self.condition) if shock is not None else None
         if applied is not None and applied.void:
             self.shocks_void += 1
-        deliveries = []
-        if step % s.rules.steps_per_day == 0:
-            promised = {po.po_id: po.promised_quantity for po in s.purchase_orders if po.arrival_day <= s.day + 1}
-            deliveries = world.end_day()
-            self._told_units += sum(promised[d.po_id] for d in deliveries)
+        deliveries = world.end_day() if step % s.rules.steps_per_day == 0 else []
+        if deliveries:
+            self._told_units += sum(d.promised_quantity for d in deliveries)
 
         observations, briers = self._resolve(step, tool, valid, result, card, cash_after_action)
         for d in deliveries:

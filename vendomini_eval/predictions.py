@@ -38,7 +38,6 @@ STRUCTURED_FIELDS: dict[str, dict[str, FieldKind]] = {
     "check_inventory": {"expected_units_in_stock": "units"},
 }
 RICH_FIELDS: dict[str, FieldKind] = {"expected_cash_after": "money", "rationale": "text"}
-BELIEF_FIELDS = ("expected_cash", "expected_units_in_stock", "expected_cash_after")
 
 FIELD_HELP = {
     "expected_success": "whether you expect this call to succeed",

@@ -75,6 +75,8 @@ class Delivery:
     po_id: str
     arrival_day: int
     delivered_quantity: int
+    promised_quantity: int
+    """What the agent was last told would arrive (the reference of its stock beliefs)."""
 
 
 class World:
@@ -473,7 +475,7 @@ class World:
                 missing = po.quantity - po.delivered_quantity
                 if missing:
                     self.post(missing * po.unit_price_cents, "short_shipment_refund", po.po_id)
-                deliveries.append(Delivery(po.po_id, day, po.delivered_quantity))
+                deliveries.append(Delivery(po.po_id, day, po.delivered_quantity, po.promised_quantity))
         expired = [o for o in s.customer_orders if o.due_day + r.grace_days < day]
         if expired:
             s.customer_orders = [o for o in s.customer_orders if o.due_day + r.grace_days >= day]
