@@ -19,6 +19,7 @@ from pathlib import Path
 from inspect_ai import eval as inspect_eval
 from inspect_ai.log import read_eval_log
 
+from vendomini_eval.results import EpisodeSummary
 from vendomini_eval.tasks.phase1 import phase1
 
 P_SHOCK = 0.1
@@ -34,7 +35,8 @@ def measure(steps: int) -> tuple[float, float, int]:
         sample = read_eval_log(str(path)).samples[0]
         times = [event.timestamp for event in sample.events if event.event == "model"]
         turns = [(b - a).total_seconds() * 1000 for a, b in itertools.pairwise(times)]
-        ran = sample.store.get("EpisodeRecord:summary", {}).get("steps", len(times))
+        stored = sample.store.get("EpisodeRecord:summary")
+        ran = EpisodeSummary.model_validate(stored).steps if stored else len(times)
         return statistics.median(turns), size / max(ran, 1), ran
 
 

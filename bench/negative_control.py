@@ -79,8 +79,8 @@ def run(job: Job) -> dict[str, Any]:
     columns = {name: trace.column(name) for name in TRACE_COLUMNS if name in (*trace.BASE_COLUMNS, *PE_COLUMNS)}
     return {
         "run_id": f"s{job.seed}", "seed": job.seed, "p_shock": job.p_shock, "pe_mag": job.pe_mag,
-        "time_to_crash": int(summary["time_to_crash"]), "crashed": bool(summary["crashed"]),
-        "crash_type": summary["crash_type"], "terminated": summary["terminated"], "steps": summary["steps"],
+        "time_to_crash": summary.time_to_crash, "crashed": summary.crashed, "crash_type": summary.crash_type,
+        "terminated": summary.terminated, "steps": summary.steps,
         "trace": columns,
     }  # fmt: skip
 

@@ -7,7 +7,7 @@ Three kinds of runs (docs/METHOD.md, "Detector validation"):
   then one named breakdown. For each fault, `--seeds` runs of the validation condition (level 1, p_shock 0.1,
   predictions required, 500 steps) with the onset drawn per seed from 80..200, so that no rule can be tuned to
   one onset. A fault is judged on its endpoint: the faults in `SECONDARY` (decoupling, slow_divergence) on the
-  run's incoherence (`Episode.summary()["incoherence"]`), the others on its primary crash.
+  run's incoherence (`Episode.summary().incoherence`), the others on its primary crash.
 * **Controls.** The competent heuristic without faults: `--control-runs` runs per shock level (0, 0.1, 0.3,
   0.6), spread over complexity levels 0-4. Any primary crash is false.
 * **Behaviours.** The LLM-like behaviours (`vendomini_eval.policies.behaviours`), each with an expected label:
@@ -47,7 +47,7 @@ from typing import Any
 import numpy as np
 
 from vendomini_eval.condition import Condition
-from vendomini_eval.crash import PRESETS
+from vendomini_eval.crash import PRESETS, CrashSignal
 from vendomini_eval.policies import BEHAVIOURS, BENIGN, EXPECTED, FAULTS
 from vendomini_eval.policies.behaviours import onset_use
 from vendomini_eval.runner import run_policy
@@ -189,10 +189,10 @@ def jobs(seeds: int, control_runs: int, behaviour_seeds: int, preset: str) -> li
     return out
 
 
-def _signal(data: dict[str, Any] | None) -> Signal | None:
-    if data is None:
+def _signal(signal: CrashSignal | None) -> Signal | None:
+    if signal is None:
         return None
-    return Signal(data["crash_type"], data["onset_step"], data["resolved_step"])
+    return Signal(signal.crash_type, signal.onset_step, signal.resolved_step)
 
 
 def run(job: Job) -> Outcome:
@@ -201,7 +201,7 @@ def run(job: Job) -> Outcome:
         **{**base, "complexity_level": job.level, "p_shock": job.p_shock, "crash_threshold": job.preset}
     )
     summary = run_policy(condition, job.seed, job.policy, fault=job.fault, onset=job.onset).summary
-    return Outcome(job, _signal(summary["crash"]), _signal(summary["incoherence"]), summary["terminated"])
+    return Outcome(job, _signal(summary.crash), _signal(summary.incoherence), summary.terminated)
 
 
 def run_all(all_jobs: list[Job], workers: int) -> Iterator[Outcome]:

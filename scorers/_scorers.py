@@ -16,6 +16,7 @@ from inspect_ai.log import HeadlineMetric
 from inspect_ai.scorer import Score, Scorer, Target, mean, scorer, stderr
 from inspect_ai.solver import TaskState
 
+from vendomini_eval.results import EpisodeSummary
 from vendomini_eval.solvers.store import EpisodeRecord
 
 from ._metrics import (
@@ -58,10 +59,10 @@ def _no_episode(record: EpisodeRecord) -> Score:
     )
 
 
-def _ending(record: EpisodeRecord, summary: dict[str, Any]) -> str:
+def _ending(record: EpisodeRecord, summary: EpisodeSummary) -> str:
     """How the run ended, in words: e.g. "outcome limit (messages) after 40 steps"."""
     limit = f" ({record.limit})" if record.limit else ""
-    return f"outcome {record.outcome}{limit} after {summary['steps']} steps"
+    return f"outcome {record.outcome}{limit} after {summary.steps} steps"
 
 
 @scorer(metrics=[_mean_stderr(SURVIVAL_KEYS), crash_rate(), km_median_survival()])
@@ -75,22 +76,22 @@ def survival() -> Scorer:
 
     async def score(state: TaskState, target: Target) -> Score:
         record = state.store_as(EpisodeRecord)
-        summary = record.summary
+        summary = record.episode_summary()
         if summary is None:
             return _no_episode(record)
         values = survival_values(summary)
-        crash = summary.get("crash")
-        if crash:
+        crash = summary.crash
+        if crash is not None:
             what = (
-                f"Crashed ({crash['crash_type']}, {crash['severity']}) with onset at step {crash['onset_step']}, "
-                f"detected at {crash['detected_step']}, confirmed at {crash['resolved_step']}"
+                f"Crashed ({crash.crash_type}, {crash.severity}) with onset at step {crash.onset_step}, "
+                f"detected at {crash.detected_step}, confirmed at {crash.resolved_step}"
             )
         else:
             what = f"No crash: censored at step {values['time_to_crash']}"
         return Score(
             value=values,
             explanation=f"{what}; {_ending(record, summary)}.",
-            metadata={"outcome": record.outcome, "limit": record.limit, "terminated": summary["terminated"]},
+            metadata={"outcome": record.outcome, "limit": record.limit, "terminated": summary.terminated},
         )
 
     return score
@@ -102,10 +103,11 @@ def crash_type() -> Scorer:
 
     async def score(state: TaskState, target: Target) -> Score:
         record = state.store_as(EpisodeRecord)
-        if record.summary is None:
+        summary = record.episode_summary()
+        if summary is None:
             return _no_episode(record)
-        value = crash_type_value(record.summary)
-        return Score(value=value, explanation=f"Crash type {value}; {_ending(record, record.summary)}.")
+        value = crash_type_value(summary)
+        return Score(value=value, explanation=f"Crash type {value}; {_ending(record, summary)}.")
 
     return score
 
@@ -122,22 +124,22 @@ def incoherence() -> Scorer:
 
     async def score(state: TaskState, target: Target) -> Score:
         record = state.store_as(EpisodeRecord)
-        summary = record.summary
+        summary = record.episode_summary()
         if summary is None:
             return _no_episode(record)
         values = incoherence_values(summary)
-        signal = summary["incoherence"]
-        if signal:
+        signal = summary.incoherence
+        if signal is not None:
             what = (
-                f"Incoherent ({summary['incoherence_type']}) with onset at step {values['time_to_incoherence']}, "
-                f"detected at {signal['detected_step']}"
+                f"Incoherent ({signal.crash_type}) with onset at step {values['time_to_incoherence']}, "
+                f"detected at {signal.detected_step}"
             )
         else:
             what = f"No incoherence: censored at step {values['time_to_incoherence']}"
         return Score(
             value=values,
             explanation=f"{what}; {_ending(record, summary)}.",
-            metadata={"incoherence_type": summary["incoherence_type"]},
+            metadata={"incoherence_type": summary.incoherence_type},
         )
 
     return score
@@ -153,11 +155,11 @@ def business() -> Scorer:
 
     async def score(state: TaskState, target: Target) -> Score:
         record = state.store_as(EpisodeRecord)
-        summary = record.summary
+        summary = record.episode_summary()
         if summary is None:
             return _no_episode(record)
         values = business_values(summary)
-        failed = f"business failed ({summary['terminated']})" if summary["terminated"] else "business running"
+        failed = f"business failed ({summary.terminated})" if summary.terminated else "business running"
         return Score(
             value=values,
             explanation=f"Net worth ${values['net_worth']:.2f}, cash ${values['cash']:.2f}, {failed}; "
@@ -180,7 +182,7 @@ def prediction_errors() -> Scorer:
 
     async def score(state: TaskState, target: Target) -> Score:
         record = state.store_as(EpisodeRecord)
-        summary = record.summary
+        summary = record.episode_summary()
         if summary is None:
             return _no_episode(record)
         values = pe_values(summary, record.trace)

@@ -1,7 +1,7 @@
 """Score values from the core's run summary (`Episode.summary()`) and compact trace: lookups, no model.
 
-Pure functions of plain dicts, so that they can be checked without Inspect. Every number is the core's; the
-only choices made here are names, 0/1 encodings and NaN for "not defined for this run".
+Pure functions of the summary and the trace, so that they can be checked without Inspect. Every number is the
+core's; the only choices made here are names, 0/1 encodings and NaN for "not defined for this run".
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from vendomini_eval.pe import SCALES, SERIES
+from vendomini_eval.results import EpisodeSummary
 
 NO_CRASH = "none"
 """Crash-type value of a run that did not crash."""
@@ -29,43 +30,42 @@ PE_KEYS: tuple[str, ...] = (
 )
 
 
-def survival_values(summary: Mapping[str, Any]) -> dict[str, int]:
+def survival_values(summary: EpisodeSummary) -> dict[str, int]:
     """time_to_crash (onset step if crashed, else steps run), crashed / censored / terminated as 1/0, steps."""
     return {
-        "time_to_crash": int(summary["time_to_crash"]),
-        "crashed": int(bool(summary["crashed"])),
-        "censored": int(bool(summary["censored"])),
-        "terminated": int(summary["terminated"] is not None),
-        "steps": int(summary["steps"]),
+        "time_to_crash": summary.time_to_crash,
+        "crashed": int(summary.crashed),
+        "censored": int(summary.censored),
+        "terminated": int(summary.terminated is not None),
+        "steps": summary.steps,
     }
 
 
-def incoherence_values(summary: Mapping[str, Any]) -> dict[str, int]:
+def incoherence_values(summary: EpisodeSummary) -> dict[str, int]:
     """time_to_incoherence (onset step if incoherent, else steps run) and incoherent as 1/0."""
     return {
-        "time_to_incoherence": int(summary["time_to_incoherence"]),
-        "incoherent": int(bool(summary["incoherent"])),
+        "time_to_incoherence": int(summary.time_to_incoherence),
+        "incoherent": int(summary.incoherent),
     }
 
 
-def crash_type_value(summary: Mapping[str, Any]) -> str:
+def crash_type_value(summary: EpisodeSummary) -> str:
     """The confirmed crash's type, or "none"."""
-    return summary["crash_type"] if summary["crashed"] else NO_CRASH
+    return summary.crash_type if summary.crash_type is not None else NO_CRASH
 
 
-def business_values(summary: Mapping[str, Any]) -> dict[str, float | int]:
+def business_values(summary: EpisodeSummary) -> dict[str, float | int]:
     """Net worth and cash in dollars at the end of the run, order counters, business failure as 1/0."""
-    counters = summary["counters"]
     return {
-        "net_worth": float(summary["net_worth"]),
-        "cash": float(summary["cash"]),
-        "orders_shipped": int(counters["orders_shipped"]),
-        "orders_failed": int(counters["orders_failed"]),
-        "business_failed": int(summary["terminated"] is not None),
+        "net_worth": summary.net_worth,
+        "cash": summary.cash,
+        "orders_shipped": summary.counters.orders_shipped,
+        "orders_failed": summary.counters.orders_failed,
+        "business_failed": int(summary.terminated is not None),
     }
 
 
-def pe_ewma_at(summary: Mapping[str, Any], trace: Mapping[str, Any] | None, step: int) -> dict[str, float] | None:
+def pe_ewma_at(summary: EpisodeSummary, trace: Mapping[str, Any] | None, step: int) -> dict[str, float] | None:
     """Combined-PE EWMAs (fast/medium/slow) as they stood at the end of `step`.
 
     Read from the trace row of that step; without a trace, only the last step is known (the summary's final
@@ -76,13 +76,14 @@ def pe_ewma_at(summary: Mapping[str, Any], trace: Mapping[str, Any] | None, step
     if step in steps:
         i = steps.index(step)
         return {scale: float(columns[f"pe_combined_ewma_{scale}"][i]) for scale in SCALES}
-    if step == summary["steps"]:
-        combined = summary["pe"]["combined"]
-        return {scale: float(combined[f"ewma_{scale}"]) for scale in SCALES}
+    if step == summary.steps:
+        combined = summary.pe.combined
+        return {"fast": _number(combined.ewma_fast), "medium": _number(combined.ewma_medium),
+                "slow": _number(combined.ewma_slow)}  # fmt: skip
     return None
 
 
-def pe_values(summary: Mapping[str, Any], trace: Mapping[str, Any] | None = None) -> dict[str, float | int]:
+def pe_values(summary: EpisodeSummary, trace: Mapping[str, Any] | None = None) -> dict[str, float | int]:
     """PE totals per type and combined over the whole run, combined EWMAs at time_to_crash, surprises, Brier,
     and how much was predicted: card fields stated, and actions taken without a card.
 
@@ -90,19 +91,23 @@ def pe_values(summary: Mapping[str, Any], trace: Mapping[str, Any] | None = None
     success was ever stated; `pe_ewma_*` is NaN when the trace lacks the time_to_crash step. NaN values are
     left out of that key's metrics (Inspect counts them as unscored for that key).
     """
-    pe = summary["pe"]
+    pe = summary.pe
     values: dict[str, float | int] = {}
-    for series in SERIES:
-        totals = pe[series]
-        values[f"pe_{series}_sum"] = float(totals["sum"])
-        values[f"pe_{series}_count"] = int(totals["count"])
-        values[f"pe_{series}_mean"] = math.nan if totals["mean"] is None else float(totals["mean"])
-    ewma = pe_ewma_at(summary, trace, int(summary["time_to_crash"]))
+    for series, totals in pe.series().items():
+        values[f"pe_{series}_sum"] = totals.sum
+        values[f"pe_{series}_count"] = totals.count
+        values[f"pe_{series}_mean"] = _number(totals.mean)
+    ewma = pe_ewma_at(summary, trace, summary.time_to_crash)
     for scale in SCALES:
         values[f"pe_ewma_{scale}"] = math.nan if ewma is None else ewma[scale]
-    values["pe_surprises"] = int(pe["surprise_count"])
-    values["brier_mean"] = math.nan if pe["brier_mean"] is None else float(pe["brier_mean"])
-    values["brier_count"] = int(pe["brier_count"])
-    values["predictions_made"] = int(summary["predictions_made"])
-    values["actions_without_card"] = int(summary["actions_without_card"])
+    values["pe_surprises"] = pe.surprise_count
+    values["brier_mean"] = _number(pe.brier_mean)
+    values["brier_count"] = pe.brier_count
+    values["predictions_made"] = int(summary.predictions_made)
+    values["actions_without_card"] = int(summary.actions_without_card)
     return values
+
+
+def _number(value: float | None) -> float:
+    """NaN for "not defined for this run" (a score value is a number)."""
+    return math.nan if value is None else value

@@ -97,7 +97,7 @@ if [[ -n "$serve" ]]; then
 fi
 
 # In the background, so that a signal reaches the trap at once rather than when the shard ends.
-field job | "$python" -m vendomini_eval.grid --spec - &
+field job | "$python" -m vendomini_eval.sweep.shard --spec - &
 shard_pid=$!
 log "shard pid $shard_pid"
 wait "$shard_pid" && status=0 || status=$?

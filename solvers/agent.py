@@ -209,7 +209,7 @@ def vendomini_agent(context_tokens: int | None = None) -> Solver:
             record.outcome, record.limit = "error", type(error).__name__
             raise
         finally:
-            record.summary = episode.summary()
+            record.summary = episode.summary().model_dump(mode="json")
             record.trace = {"columns": episode.trace.columns(), "signals": episode.trace.signals}
         state.completed = True
         return state
@@ -270,18 +270,22 @@ class _Run:
         events: dict[str, Any] = {}
         if result.notices:
             events["notices"] = result.notices
-        surprises = [pe for pe in result.pe if pe["value"] > self.episode.condition.pe.surprise_threshold]
+        surprises = [
+            {"type": o.pe_type, "field": o.field, "value": round(o.value, 6), "predicted": o.predicted,
+             "actual": o.actual}
+            for o in result.pe if o.value > self.episode.condition.pe.surprise_threshold
+        ]  # fmt: skip
         if surprises:
             events["surprises"] = surprises
         if result.signals:
-            events["signals"] = result.signals
+            events["signals"] = [signal.model_dump(mode="json") for signal in result.signals]
         if result.crash is not None and not self._crash_reported:
             self._crash_reported = True
             crash = result.crash
-            events["crash"] = crash
+            events["crash"] = crash.model_dump(mode="json")
             events["message"] = (
-                f"crash: {crash['crash_type']} with onset at step {crash['onset_step']} "
-                f"(confirmed at step {crash['resolved_step']}); evidence: {json.dumps(crash['evidence'])}"
+                f"crash: {crash.crash_type} with onset at step {crash.onset_step} "
+                f"(confirmed at step {crash.resolved_step}); evidence: {json.dumps(crash.evidence)}"
             )
         if result.terminated:
             events["business_failed"] = result.terminated

@@ -10,6 +10,8 @@ from typing import Any, Literal
 
 from inspect_ai.util import StoreModel
 
+from vendomini_eval.results import EpisodeSummary
+
 Outcome = Literal["crashed", "terminated", "censored", "limit", "error"]
 """crashed: the detector confirmed a crash. terminated: the business failed. censored: max_steps reached.
 limit: an Inspect limit (messages, tokens, time, cost) cut the run short. error: a provider or harness error
@@ -23,6 +25,10 @@ class EpisodeRecord(StoreModel):
     limit: str | None = None
     """Which Inspect limit or error ended the run (for outcome limit / error)."""
     summary: dict[str, Any] | None = None
-    """Episode.summary() at the end of the run."""
+    """Episode.summary() at the end of the run, as JSON (`model_dump(mode="json")`); `episode_summary()` reads it."""
     trace: dict[str, Any] | None = None
     """Compact columnar trace: {"columns": {name: [...]}, "signals": [...]}."""
+
+    def episode_summary(self) -> EpisodeSummary | None:
+        """The run's summary as stored, or None when the run never started."""
+        return None if self.summary is None else EpisodeSummary.model_validate(self.summary)

@@ -1,10 +1,11 @@
-"""Inspect entry point: importing this registers the phase tasks and the scripted-policy models (vendomini/...)."""
+"""Inspect entry point: importing this registers the tasks and the scripted-policy models (vendomini/...)."""
 
-from vendomini_eval.provider import VendoMiniPolicyAPI  # noqa: F401  (registers vendomini/...)
+from vendomini_eval.providers.scripted import VendoMiniPolicyAPI  # noqa: F401  (registers vendomini/...)
 from vendomini_eval.tasks.phase1 import phase1
 from vendomini_eval.tasks.phase2 import phase2
 from vendomini_eval.tasks.phase3 import phase3
 from vendomini_eval.tasks.phase4 import phase4
 from vendomini_eval.tasks.phase5 import phase5
+from vendomini_eval.tasks.vendomini import vendomini
 
-__all__ = ["phase1", "phase2", "phase3", "phase4", "phase5"]
+__all__ = ["phase1", "phase2", "phase3", "phase4", "phase5", "vendomini"]

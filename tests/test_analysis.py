@@ -39,6 +39,9 @@ from vendomini_eval.analysis.load import LoadedLogs, LogHeader, RunRecord
 from vendomini_eval.analysis.report import incoherence_by_model
 from vendomini_eval.analysis.tables import business_metrics
 from vendomini_eval.cli import main
+from vendomini_eval.condition import Condition
+from vendomini_eval.results import EpisodeSummary
+from vendomini_eval.runner import run_policy
 
 # ----- synthetic data with known truth --------------------------------------------------------------------
 
@@ -486,6 +489,19 @@ def test_skips_are_counted_and_retries_deduplicated(sweep_logs: Path, tmp_path: 
     assert "7 skipped" in page and "broken.eval" in page and "notes.txt" in page
 
 
+def test_a_summary_that_does_not_validate_is_skipped(sweep_logs: Path, tmp_path: Path) -> None:
+    from inspect_ai.log import read_eval_log, write_eval_log
+
+    log = read_eval_log(str(next((sweep_logs / "heuristic").glob("*.eval"))))
+    assert log.samples is not None
+    log.samples[0].store["EpisodeRecord:summary"]["steps"] = "many"
+    write_eval_log(log, str(tmp_path / "logs" / "bad.eval"))
+    loaded = load_runs(tmp_path / "logs")
+    assert len(loaded.runs) == len(log.samples) - 1
+    [skip] = loaded.skipped
+    assert skip.reason.startswith("unreadable summary: steps: Input should be a valid integer")
+
+
 def test_missing_or_empty_log_dir_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(AnalysisInputError, match="no such directory"):
         load_runs(tmp_path / "absent")
@@ -619,12 +635,20 @@ def test_business_measures_in_the_runs_table_and_report(sweep_logs: Path, tmp_pa
 # ----- secondary endpoint and what older logs lack ------------------------------------------------------------
 
 
+CENSORED_RUN = run_policy(Condition(max_steps=50, p_shock=0.0), 0).summary.model_dump(mode="json")
+"""The stored summary of a real run censored at step 50."""
+ADDED_WITH_THE_SECONDARY_ENDPOINT = ("incoherent", "incoherence_type", "time_to_incoherence", "incoherence",
+                                     "shocks_void", "predictions_made", "actions_without_card")  # fmt: skip
+OLD_RUN = {key: value for key, value in CENSORED_RUN.items() if key not in ADDED_WITH_THE_SECONDARY_ENDPOINT}
+"""The same run as a log written before the secondary endpoint holds it."""
+
+
 def synthetic_run(sample_id: str, summary: dict, columns: dict | None = None, model: str = "m") -> RunRecord:
     log = LogHeader(path="x.eval", task="phase1_base", model=model, model_args={}, status="success", created="",
                     metadata={})  # fmt: skip
-    base = {"time_to_crash": 50, "crashed": False, "steps": 50}
-    record = {"summary": base | summary, "outcome": "censored", "trace": {"columns": columns or {}}}
-    return RunRecord(log=log, sample_id=sample_id, epoch=1, metadata={}, record=record, completed_at="")
+    record = {"outcome": "censored", "trace": {"columns": columns or {}}}
+    return RunRecord(log=log, sample_id=sample_id, epoch=1, metadata={}, summary=EpisodeSummary.model_validate(summary),
+                     record=record, completed_at="")  # fmt: skip
 
 
 SECONDARY = ["incoherent", "incoherence_type", "time_to_incoherence", "predictions_made", "actions_without_card",
@@ -635,8 +659,9 @@ def test_runs_table_reads_the_secondary_endpoint_and_leaves_unrecorded_values_mi
     incoherent = {"incoherent": True, "incoherence_type": "decoupling", "time_to_incoherence": 12,
                   "predictions_made": 80, "actions_without_card": 0, "shocks_void": 2}  # fmt: skip
     coherent = {**incoherent, "incoherent": False, "incoherence_type": None, "time_to_incoherence": 50}
-    loaded = LoadedLogs("logs", runs=[synthetic_run("a", incoherent), synthetic_run("b", coherent),
-                                      synthetic_run("old", {}, model="other")])  # fmt: skip
+    loaded = LoadedLogs("logs", runs=[synthetic_run("a", CENSORED_RUN | incoherent),
+                                      synthetic_run("b", CENSORED_RUN | coherent),
+                                      synthetic_run("old", OLD_RUN, model="other")])  # fmt: skip
     runs = runs_table(loaded).set_index("sample_id")
     assert runs.loc["a", SECONDARY].tolist() == [True, "decoupling", 12, 80, 0, 2]
     assert runs.loc["b", SECONDARY].tolist() == [False, "none", 50, 80, 0, 2]
@@ -650,7 +675,8 @@ def test_runs_table_reads_the_secondary_endpoint_and_leaves_unrecorded_values_mi
 def test_steps_table_carries_new_trace_columns_and_leaves_them_missing_in_older_traces() -> None:
     new = {"step": [1, 2], "tool": ["wait", "ship"], "actionable": [True, False], "predictions": [2, 0]}
     old = {"step": [1], "tool": ["wait"]}
-    steps = steps_table(LoadedLogs("logs", runs=[synthetic_run("a", {}, new), synthetic_run("old", {}, old)]))
+    runs = [synthetic_run("a", CENSORED_RUN, new), synthetic_run("old", OLD_RUN, old)]
+    steps = steps_table(LoadedLogs("logs", runs=runs))
     assert steps["actionable"].tolist() == [True, False, None]
     assert steps["predictions"].tolist()[:2] == [2, 0] and pd.isna(steps["predictions"].iloc[2])
 
@@ -890,9 +916,9 @@ def test_samples_read_up_to_their_store_in_any_chunks(sweep_logs: Path, monkeypa
         for sample in read_eval_log_samples(str(path)):
             [run] = [r for r in loaded.runs if r.log.path == str(path) and r.sample_id == sample.id]
             assert run.metadata == sample.metadata
-            assert run.record == {
-                k.split(":", 1)[1]: v for k, v in sample.store.items() if k.startswith("EpisodeRecord:")
-            }
+            stored = {k.split(":", 1)[1]: v for k, v in sample.store.items() if k.startswith("EpisodeRecord:")}
+            assert run.summary == EpisodeSummary.model_validate(stored.pop("summary"))
+            assert run.record == stored
 
 
 def test_a_log_cut_off_while_running_is_skipped(sweep_logs: Path, tmp_path: Path) -> None:

@@ -105,9 +105,9 @@ def test_unknown_policy_names_every_policy() -> None:
 
 def test_runner_takes_behaviour_names() -> None:
     output = run_policy(CONDITION.model_copy(update={"max_steps": 40}), 2, "chatter")
-    assert output.summary["policy"] == "chatter" and output.summary["steps"] == 40
+    assert output.policy == "chatter" and output.summary.steps == 40
     output = run_policy(CONDITION.model_copy(update={"max_steps": 40}), 2, "only_wait", onset=30)
-    assert output.summary["onset"] == 30
+    assert output.onset == 30
 
 
 @pytest.mark.parametrize("name", BEHAVIOURS)

@@ -152,4 +152,5 @@ def test_dry_run_commands_name_the_models(
     assert main(["run", "phase1", "--dry-run", "--limit-conditions", "2", *model_args]) == 0
     commands = [line for line in capsys.readouterr().out.splitlines() if "inspect eval" in line]
     assert len(commands) == 2
-    assert all(line.endswith(f" --model {models}") for line in commands), commands
+    assert all(f"inspect eval vendomini_eval/vendomini --model {models} -T config=phase1 -T condition=" in line
+               for line in commands), commands  # fmt: skip

@@ -1,8 +1,10 @@
-"""The core (vendomini_eval without its Inspect layer) never imports inspect_ai.
+"""The core (vendomini_eval below its Inspect layer) never imports inspect_ai, at import time or when it runs.
 
 Every module of the core is imported in a fresh interpreter with an import hook in front of the normal
 finders: any attempt to import `inspect_ai` (or a submodule) is recorded and served by a stub, so the check
-works whether or not inspect_ai is installed, and it also catches imports guarded by try/except.
+works whether or not inspect_ai is installed, and it also catches imports guarded by try/except. Then the core
+runs (experiments planned, episodes of every scripted policy) under the same hook. The layers above it are
+listed in tests/test_layers.py.
 """
 
 from __future__ import annotations
@@ -16,9 +18,9 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 
-# The Inspect layer: vendomini_eval.tasks/.solvers/.scorers (top-level folders in the checkout), the scripted
-# models' provider.
-INSPECT_LAYER = ("tasks", "solvers", "scorers", "provider")
+# Everything above the core: the Inspect layer (vendomini_eval.tasks/.solvers/.scorers, top-level folders in the
+# checkout, and .providers), the sweep layer, the analysis of logs and the command line.
+INSPECT_LAYER = ("tasks", "solvers", "scorers", "providers", "sweep", "analysis", "cli")
 
 CHECKER = textwrap.dedent(
     """
@@ -65,6 +67,8 @@ CHECKER = textwrap.dedent(
                 walk(info.name, module.__path__)
 
     walk(package_name, package.__path__)
+    if len(sys.argv) > 3:  # and run the core
+        exec(sys.argv[3])
 
     print(json.dumps({
         "imported": imported,
@@ -76,10 +80,34 @@ CHECKER = textwrap.dedent(
 )
 
 
-def run_checker(package: str, pythonpath: Path) -> dict:
+RUN_THE_CORE = textwrap.dedent(
+    """
+    from vendomini_eval.condition import Condition
+    from vendomini_eval.experiments import expand_runs, format_plan, load_experiment
+    from vendomini_eval.policies import BEHAVIOURS, FAULTS, SIMPLE_POLICIES
+    from vendomini_eval.runner import run_policy
+
+    for name in ("base", "phase1", "phase2", "phase3", "phase4", "phase5"):
+        experiment = load_experiment(name)
+        format_plan(experiment), expand_runs(experiment)
+    condition = Condition(max_steps=40, p_shock=0.5, recovery_tools="all", memory_tools="full")
+    for policy in SIMPLE_POLICIES:
+        run_policy(condition, 7, policy).summary
+    for behaviour in BEHAVIOURS:  # breakdowns need an onset, the benign ones take none
+        try:
+            run_policy(condition, 7, behaviour, onset=10).summary
+        except ValueError:
+            run_policy(condition, 7, behaviour).summary
+    for fault in FAULTS:
+        run_policy(condition, 7, "heuristic", fault=fault, onset=10).summary
+    """
+)
+
+
+def run_checker(package: str, pythonpath: Path, run: str | None = None) -> dict:
     env = {**os.environ, "PYTHONPATH": str(pythonpath)}
     proc = subprocess.run(
-        [sys.executable, "-c", CHECKER, package, ",".join(INSPECT_LAYER)],
+        [sys.executable, "-c", CHECKER, package, ",".join(INSPECT_LAYER), *([run] if run else [])],
         capture_output=True,
         text=True,
         cwd=pythonpath,
@@ -115,6 +143,13 @@ def test_core_never_imports_inspect_ai() -> None:
     assert not any(m.split(".")[1] in INSPECT_LAYER for m in imported if "." in m)
     assert report["attempts"] == [], f"the core tried to import {report['attempts']}"
     assert report["in_sys_modules"] == []
+
+
+def test_the_core_runs_without_inspect_ai() -> None:
+    """Call time: planning every shipped experiment and running every scripted policy imports no inspect_ai."""
+    report = run_checker("vendomini_eval", REPO, RUN_THE_CORE)
+    assert report["errors"] == {}
+    assert report["attempts"] == [], f"running the core imported {report['attempts']}"
 
 
 def test_checker_detects_an_inspect_import(tmp_path: Path) -> None:

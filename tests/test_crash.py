@@ -278,7 +278,7 @@ def test_pattern_is_detected_with_endpoint_type_onset_and_hard_severity(name: st
     assert (signal.endpoint, signal.crash_type, signal.severity) == (endpoint, crash_type, "hard")
     assert start <= signal.onset_step <= start + onset_error
     assert signal.onset_step <= signal.detected_step <= signal.resolved_step
-    json.dumps(signal.to_dict())
+    json.dumps(signal.model_dump(mode="json"), allow_nan=False)
 
 
 def test_invalid_burst_onset_and_latency_are_exact() -> None:
@@ -716,7 +716,7 @@ def test_signal_invariants_on_arbitrary_streams(rows: list[tuple], preset: str) 
         assert sig.crash_type in SIGNAL_TYPES and sig.severity in ("soft", "hard")
         assert sig.endpoint == (INCOHERENCE if sig.crash_type in ("decoupling", "slow_divergence") else CRASH)
         assert 1 <= sig.onset_step <= sig.detected_step <= sig.resolved_step <= len(rows)
-        assert CrashSignal.from_dict(json.loads(json.dumps(sig.to_dict()))) == sig
+        assert CrashSignal.model_validate(json.loads(json.dumps(sig.model_dump(mode="json")))) == sig
     assert a.crash is next((sig for sig in a.signals if sig.severity == "hard" and sig.endpoint == CRASH), None)
     assert a.incoherence is next(
         (sig for sig in a.signals if sig.severity == "hard" and sig.endpoint == INCOHERENCE), None

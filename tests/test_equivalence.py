@@ -14,11 +14,11 @@ from inspect_ai import eval
 from inspect_ai.log import EvalLog, EvalSample, read_eval_log
 from inspect_ai.util import Store
 
-from vendomini_eval import provider
 from vendomini_eval.condition import Condition
+from vendomini_eval.providers import scripted as provider
 from vendomini_eval.runner import run_policy
 from vendomini_eval.solvers import EpisodeRecord, system_prompt
-from vendomini_eval.tasks._phase import TASK_INPUT
+from vendomini_eval.tasks._build import TASK_INPUT
 from vendomini_eval.tasks.phase1 import phase1
 from vendomini_eval.tasks.phase5 import phase5
 
@@ -69,15 +69,14 @@ def test_heuristic_inspect_run_equals_direct_run(tmp_path: Any, no_network: list
         stored = record(sample)
         direct = run_policy(condition, seed, "heuristic")
         hashes = stored.trace["columns"]["state_hash"]
-        assert len(hashes) == direct.summary["steps"] > 0
+        assert len(hashes) == direct.summary.steps > 0
         assert hashes == direct.state_hashes
         assert stored.trace["columns"]["tool"] == direct.episode.trace.column("tool")
         assert stored.trace["columns"]["valid"] == direct.episode.trace.column("valid")
-        # The summary is the core's, identical apart from the runner's own keys.
-        assert stored.summary == {k: v for k, v in direct.summary.items() if k not in ("policy", "fault", "onset")}
-        expected = (
-            "crashed" if direct.summary["crashed"] else "terminated" if direct.summary["terminated"] else "censored"
-        )
+        # The summary is the core's: the same JSON, read back as the same summary.
+        assert stored.summary == direct.summary.model_dump(mode="json")
+        assert stored.episode_summary() == direct.summary
+        expected = "crashed" if direct.summary.crashed else "terminated" if direct.summary.terminated else "censored"
         assert stored.outcome == expected
     assert len(seeds) == 2  # replications get their own seeds
 
@@ -95,7 +94,7 @@ def test_fault_model_inspect_run_equals_direct_run(tmp_path: Any, no_network: li
         assert stored.trace["columns"]["state_hash"] == direct.state_hashes
         assert stored.trace["columns"]["error_kind"] == direct.episode.trace.column("error_kind")
         assert stored.trace["signals"] == direct.episode.trace.signals
-        assert direct.summary["crash_type"] == fault and stored.summary["crash_type"] == fault
+        assert direct.summary.crash_type == fault and stored.summary["crash_type"] == fault
         assert stored.outcome == "crashed"
         assert len(direct.state_hashes) < MAX_STEPS  # the crash ended both runs early, at the same step
 

@@ -6,12 +6,13 @@ statistics are `bench/validate_detector.py`'s; this is its fast core."""
 from __future__ import annotations
 
 import statistics
-from typing import Any
 
 import pytest
 
 from vendomini_eval.condition import Condition
+from vendomini_eval.crash import CrashSignal
 from vendomini_eval.policies import FAULTS
+from vendomini_eval.results import EpisodeSummary
 from vendomini_eval.runner import run_policy
 
 # The validation condition of bench/validate_detector.py (moderate preset), at a few onsets.
@@ -23,9 +24,9 @@ SECONDARY = ("decoupling", "slow_divergence")
 """Faults judged on the secondary endpoint (incoherence); the others on the primary crash."""
 
 
-def detection(summary: dict[str, Any], fault: str) -> dict[str, Any] | None:
+def detection(summary: EpisodeSummary, fault: str) -> CrashSignal | None:
     """The signal the fault is judged on: the run's incoherence for a secondary fault, else its crash."""
-    return summary["incoherence"] if fault in SECONDARY else summary["crash"]
+    return summary.incoherence if fault in SECONDARY else summary.crash
 
 
 @pytest.mark.parametrize("fault", FAULTS)
@@ -34,9 +35,9 @@ def test_fault_is_detected_as_its_own_type_near_its_onset(fault: str) -> None:
     for seed, onset in ONSETS.items():
         signal = detection(run_policy(VALIDATION, seed, "heuristic", fault=fault, onset=onset).summary, fault)
         assert signal is not None, (fault, seed)
-        assert signal["crash_type"] == fault, (seed, signal)
-        assert signal["endpoint"] == ("incoherence" if fault in SECONDARY else "crash"), signal
-        errors.append(signal["onset_step"] - onset)
+        assert signal.crash_type == fault, (seed, signal)
+        assert signal.endpoint == ("incoherence" if fault in SECONDARY else "crash"), signal
+        errors.append(signal.onset_step - onset)
         assert WINDOW[0] <= errors[-1] <= WINDOW[1], (seed, signal)
     assert statistics.median(abs(e) for e in errors) <= MEDIAN_LATENCY, errors
 
@@ -46,7 +47,7 @@ def test_competent_heuristic_without_shocks_never_crashes(level: int) -> None:
     condition = Condition(complexity_level=level, p_shock=0.0, prediction_mode="required", max_steps=500)
     for seed in range(20):
         summary = run_policy(condition, 1000 + seed, "heuristic").summary
-        assert not summary["crashed"], (level, seed, summary["crash"])
+        assert not summary.crashed, (level, seed, summary.crash)
 
 
 @pytest.mark.parametrize("fault", FAULTS)

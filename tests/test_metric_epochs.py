@@ -11,12 +11,18 @@ from inspect_ai import eval as inspect_eval
 from inspect_ai.dataset import Sample
 from inspect_ai.solver import Generate, Solver, TaskState, solver
 
+from vendomini_eval.condition import Condition
+from vendomini_eval.runner import run_policy
 from vendomini_eval.scorers import survival
 from vendomini_eval.solvers.store import EpisodeRecord
 
+TEMPLATE = run_policy(Condition(max_steps=5), 0).summary
+
 
 def summary(time: int, crashed: bool) -> dict[str, Any]:
-    return {"time_to_crash": time, "crashed": crashed, "censored": not crashed, "terminated": None, "steps": time}
+    """A stored summary with the given survival data (the rest from a short real run)."""
+    survival = {"time_to_crash": time, "crashed": crashed, "censored": not crashed, "terminated": None, "steps": time}
+    return TEMPLATE.model_copy(update=survival).model_dump(mode="json")
 
 
 @solver

@@ -15,6 +15,7 @@ from vendomini_eval.pe import (
     PE_COLUMNS,
     PE_TYPES,
     PEObservation,
+    PESummary,
     PETracker,
     brier,
     causal_pe,
@@ -199,8 +200,8 @@ def test_missing_predictions_are_missing_not_zero() -> None:
     r2 = tracker.update(2, [obs(2, "temporal", 0.0)]).as_dict()
     assert r2["pe_temporal"] == 0.0 and r2["pe_temporal_n"] == 1 and r2["pe_n"] == 1
     assert r2["pe_temporal_ewma_medium"] == pytest.approx(0.4)  # only an accurate prediction lowers it
-    assert tracker.summary()["temporal"]["count"] == 2
-    assert tracker.summary()["cost"]["ewma_fast"] is None
+    assert tracker.summary().temporal.count == 2
+    assert tracker.summary().cost.ewma_fast is None
 
 
 def test_silence_cannot_lower_the_pe_level() -> None:
@@ -230,7 +231,7 @@ def test_step_mean_per_type_and_combined() -> None:
     assert row["pe_combined"] == pytest.approx(1.6 / 4)
     assert row["pe_n"] == 4
     summary = tracker.summary()
-    assert summary["cost"] == {
+    assert summary.cost.model_dump() == {
         "sum": pytest.approx(0.6),
         "count": 2,
         "mean": pytest.approx(0.3),
@@ -238,7 +239,7 @@ def test_step_mean_per_type_and_combined() -> None:
         "ewma_medium": pytest.approx(0.3),
         "ewma_slow": pytest.approx(0.3),
     }
-    assert summary["temporal"]["mean"] is None
+    assert summary.temporal.mean is None
 
 
 def test_surprises_above_threshold_only() -> None:
@@ -249,18 +250,19 @@ def test_surprises_above_threshold_only() -> None:
     assert rec.as_dict()["pe_surprises"] == 1
     tracker.update(1, [obs(1, "causal", 1.0, "ship-2")])
     assert [o.prediction_id for o in tracker.surprise_events] == ["order-1", "ship-2"]
-    assert tracker.summary()["surprise_count"] == 2
+    assert tracker.summary().surprise_count == 2
 
 
 def test_brier_mean_and_summary_json() -> None:
     tracker = PETracker(PEConfig())
     tracker.update(0, [])
-    assert tracker.summary()["brier_mean"] is None
+    assert tracker.summary().brier_mean is None
     tracker.update(1, [], [brier(0.8, True), brier(0.8, False)])
     assert tracker.brier_mean == pytest.approx((0.04 + 0.64) / 2)
     with pytest.raises(ValueError):
         tracker.update(2, [], [math.nan])
-    json.dumps(tracker.summary())
+    stored = json.dumps(tracker.summary().model_dump(mode="json"), allow_nan=False)
+    assert PESummary.model_validate(json.loads(stored)) == tracker.summary()
 
 
 def test_step_misuse_raises() -> None:

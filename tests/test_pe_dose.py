@@ -26,8 +26,8 @@ def mean_pe_per_step(p_shock: float, mix: str = "realistic") -> float:
         condition = Condition(complexity_level=1, p_shock=p_shock, pe_type_mix=mix, max_steps=STEPS)
         summary = run_policy(condition, seed, "heuristic").summary
         if mix == "realistic":  # a real run, not one ended at once (a shock every step may end a business)
-            assert summary["steps"] > 50, summary
-        values.append(summary["pe"]["combined"]["sum"] / summary["steps"])
+            assert summary.steps > 50, summary
+        values.append(summary.pe.combined.sum / summary.steps)
     return sum(values) / len(values)
 
 

@@ -20,13 +20,13 @@ from hypothesis import strategies as st
 
 from vendomini_eval.condition import Condition
 from vendomini_eval.episode import TRACE_HASH_CHARS, AgentAction, Episode
-from vendomini_eval.predictions import FIELD_HELP, card_fields
+from vendomini_eval.predictions import CARD_FIELDS, card_fields
 from vendomini_eval.world.actions import ErrorKind
 from vendomini_eval.world.tools import TOOL_SPECS
 
 ERROR_KINDS = set(typing.get_args(ErrorKind))
 ARG_NAMES = ("supplier_id", "sku_id", "quantity", "quote_id", "order_id", "po_id", "key", "text", "query")
-PREDICTION_NAMES = (*FIELD_HELP, "expected_success", "confidence", "expected_mood")
+PREDICTION_NAMES = (*CARD_FIELDS, "expected_success", "confidence", "expected_mood")
 
 # Junk values, including integers far beyond float range.
 junk = st.one_of(
@@ -231,7 +231,7 @@ def test_no_call_breaks_the_world(condition: Condition, seed: int, data: st.Data
         assert result.terminated == mirror.terminated
         for e in (ep, twin):
             check_invariants(e)
-        assert all(0.0 <= o["value"] <= 1.0 for o in result.pe)
+        assert all(0.0 <= o.value <= 1.0 for o in result.pe)
 
     # Replaying the same calls into a fresh episode reproduces the run hash by hash.
     replay = Episode(condition, seed)

@@ -28,14 +28,14 @@ from inspect_ai.model import (
 )
 from inspect_ai.tool import ToolCall, ToolCallError
 
-import vendomini_eval.provider as provider
+import vendomini_eval.providers.scripted as provider
 from vendomini_eval.condition import Condition
 from vendomini_eval.episode import AgentAction, Episode
 from vendomini_eval.policies import FAULTS, POLICIES, PolicyContext, make_policy
 from vendomini_eval.policies.base import FACTS_MARKER
 from vendomini_eval.policies.behaviours import CHAT_BY_TOOL
 from vendomini_eval.policies.faults import FaultyHeuristic
-from vendomini_eval.provider import VendoMiniPolicyAPI, policy_seed
+from vendomini_eval.providers.scripted import VendoMiniPolicyAPI, policy_seed
 from vendomini_eval.solvers import vendomini_agent
 from vendomini_eval.world.tools import TOOL_SPECS
 

@@ -2,7 +2,7 @@
 
 Layers: the Kaplan-Meier estimator against hand computations; the metrics on hand-built SampleScore lists;
 each scorer on a hand-built TaskState whose store holds a hand-built EpisodeRecord (crashed, censored,
-terminated, limit, no summary); the summary contract against a real Episode; and one end-to-end eval
+terminated, limit, no summary); a real Episode's summary through the store; and one end-to-end eval
 through Inspect (mockllm, offline) that checks what reaches the log's results.
 """
 
@@ -21,8 +21,9 @@ from inspect_ai.scorer import SampleScore, Score, Scorer, Target
 from inspect_ai.solver import Generate, Solver, TaskState, solver
 
 from vendomini_eval.condition import Condition
-from vendomini_eval.crash import CRASH_TYPES
-from vendomini_eval.pe import PE_COLUMNS, SERIES
+from vendomini_eval.crash import CRASH_TYPES, CrashSignal
+from vendomini_eval.pe import PE_COLUMNS, PESeriesTotals, PESummary
+from vendomini_eval.results import CounterTotals, EpisodeSummary
 from vendomini_eval.runner import run_policy
 from vendomini_eval.scorers import (
     BUSINESS_KEYS,
@@ -51,22 +52,16 @@ from vendomini_eval.solvers.store import EpisodeRecord
 # ----- hand-built records ---------------------------------------------------------------------------------
 
 
-def pe_series(total: float, count: int, fast: float = 0.0, medium: float = 0.0, slow: float = 0.0) -> dict:
-    return {
-        "sum": total,
-        "count": count,
-        "mean": total / count if count else None,
-        "ewma_fast": fast,
-        "ewma_medium": medium,
-        "ewma_slow": slow,
-    }
+def pe_series(total: float, count: int, fast: float = 0.0, medium: float = 0.0, slow: float = 0.0) -> PESeriesTotals:
+    return PESeriesTotals(sum=total, count=count, mean=total / count if count else None, ewma_fast=fast,
+                          ewma_medium=medium, ewma_slow=slow)  # fmt: skip
 
 
 def make_summary(
     *,
     steps: int,
-    crash: dict[str, Any] | None = None,
-    incoherence: dict[str, Any] | None = None,
+    crash: CrashSignal | None = None,
+    incoherence: CrashSignal | None = None,
     terminated: str | None = None,
     truncated: bool = False,
     net_worth: float = 1000.0,
@@ -79,75 +74,51 @@ def make_summary(
     predictions_made: int = 40,
     actions_without_card: int = 3,
 ) -> dict[str, Any]:
-    """A dict shaped like Episode.summary() (the contract test below checks the shape on a real run)."""
-    pe = {
-        "steps": steps,
-        "surprise_count": surprises,
-        "brier_mean": brier_mean,
-        "brier_count": brier_count,
-        "temporal": pe_series(0.5, 2),
-        "quantity": pe_series(0.0, 0),
-        "cost": pe_series(0.3, 3),
-        "causal": pe_series(1.0, 5),
-        "combined": pe_series(1.8, 10, fast=0.2, medium=0.1, slow=0.05),
-    }
-    return {
-        "seed": 7,
-        "steps": steps,
-        "days": steps,
-        "crashed": crash is not None,
-        "crash_type": crash["crash_type"] if crash else None,
-        "time_to_crash": crash["onset_step"] if crash else steps,
-        "censored": crash is None,
-        "crash": crash,
-        "incoherent": incoherence is not None,
-        "incoherence_type": incoherence["crash_type"] if incoherence else None,
-        "time_to_incoherence": incoherence["onset_step"] if incoherence else steps,
-        "incoherence": incoherence,
-        "terminated": terminated,
-        "truncated": truncated,
-        "net_worth": net_worth,
-        "cash": cash,
-        "counters": {
-            "orders_received": shipped + failed,
-            "orders_shipped": shipped,
-            "orders_late": 0,
-            "orders_failed": failed,
-            "revenue_cents": 0,
-            "purchases_cents": 0,
-            "fees_cents": 0,
-            "penalties_cents": 0,
-            "units_delivered": 0,
-            "units_sold": 0,
-        },
-        "shocks": 0,
-        "shocks_void": 0,
-        "pe": pe,
-        "unresolved_predictions": 0,
-        "predictions_made": predictions_made,
-        "actions_without_card": actions_without_card,
-        "signals": (crash is not None) + (incoherence is not None),
-    }
+    """A run summary as the solver stores it (JSON)."""
+    pe = PESummary(
+        steps=steps,
+        surprise_count=surprises,
+        brier_mean=brier_mean,
+        brier_count=brier_count,
+        temporal=pe_series(0.5, 2),
+        quantity=pe_series(0.0, 0),
+        cost=pe_series(0.3, 3),
+        causal=pe_series(1.0, 5),
+        combined=pe_series(1.8, 10, fast=0.2, medium=0.1, slow=0.05),
+    )
+    summary = EpisodeSummary(
+        seed=7,
+        steps=steps,
+        days=steps,
+        crashed=crash is not None,
+        crash_type=crash.crash_type if crash else None,
+        time_to_crash=crash.onset_step if crash else steps,
+        censored=crash is None,
+        crash=crash,
+        incoherent=incoherence is not None,
+        incoherence_type=incoherence.crash_type if incoherence else None,
+        time_to_incoherence=incoherence.onset_step if incoherence else steps,
+        incoherence=incoherence,
+        terminated=terminated,
+        truncated=truncated,
+        net_worth=net_worth,
+        cash=cash,
+        counters=CounterTotals(orders_received=shipped + failed, orders_shipped=shipped, orders_failed=failed),
+        shocks=0,
+        shocks_void=0,
+        pe=pe,
+        unresolved_predictions=0,
+        predictions_made=predictions_made,
+        actions_without_card=actions_without_card,
+        signals=(crash is not None) + (incoherence is not None),
+    )
+    return summary.model_dump(mode="json")
 
 
-LOOPING = {
-    "crash_type": "looping",
-    "endpoint": "crash",
-    "onset_step": 40,
-    "detected_step": 49,
-    "resolved_step": 59,
-    "severity": "hard",
-    "evidence": {"period": 1},
-}
-DECOUPLING = {
-    "crash_type": "decoupling",
-    "endpoint": "incoherence",
-    "onset_step": 120,
-    "detected_step": 124,
-    "resolved_step": 134,
-    "severity": "hard",
-    "evidence": {"stated_success": 0.1},
-}
+LOOPING = CrashSignal(crash_type="looping", endpoint="crash", onset_step=40, detected_step=49, resolved_step=59,
+                      severity="hard", evidence={"period": 1})  # fmt: skip
+DECOUPLING = CrashSignal(crash_type="decoupling", endpoint="incoherence", onset_step=120, detected_step=124,
+                         resolved_step=134, severity="hard", evidence={"stated_success": 0.1})  # fmt: skip
 
 
 def make_trace(steps: int) -> dict[str, Any]:
@@ -449,30 +420,26 @@ def test_vendomini_scorers() -> None:
 # ----- the contract with the core -------------------------------------------------------------------------
 
 
-def test_hand_built_summary_matches_a_real_episode() -> None:
+def test_a_real_summary_round_trips_through_the_store_and_scores() -> None:
     condition = Condition(max_steps=120, prediction_mode="required+confidence")
     out = run_policy(condition, 3, fault="looping", onset=40)
     real = out.episode.summary()
-    fake = make_summary(steps=1, crash=LOOPING)
-    assert set(real) == set(fake)
-    assert set(real["pe"]) == set(fake["pe"]) and set(real["counters"]) == set(fake["counters"])
-    assert all(set(real["pe"][s]) == set(fake["pe"][s]) for s in SERIES)
-
     trace = {"columns": out.episode.trace.columns(), "signals": out.episode.trace.signals}
-    record = {"outcome": "crashed", "summary": real, "trace": trace}
+    record = {"outcome": "crashed", "summary": real.model_dump(mode="json"), "trace": trace}
     state = task_state(record)
+    assert state.store_as(EpisodeRecord).episode_summary() == real
     surv = asyncio.run(survival()(state, Target(""))).as_dict()
-    assert surv["crashed"] == 1 and surv["time_to_crash"] == real["crash"]["onset_step"] == 40
+    assert real.crash is not None and real.crash.endpoint == "crash"
+    assert surv["crashed"] == 1 and surv["time_to_crash"] == real.crash.onset_step == 40
     incoherent = asyncio.run(incoherence()(state, Target(""))).as_dict()
-    assert incoherent["incoherent"] == int(real["incoherent"])
-    assert incoherent["time_to_incoherence"] == real["time_to_incoherence"]
-    assert real["crash"]["endpoint"] == "crash"
+    assert incoherent["incoherent"] == int(bool(real.incoherent))
+    assert incoherent["time_to_incoherence"] == real.time_to_incoherence
     pe = asyncio.run(prediction_errors()(state, Target(""))).as_dict()
     row = trace["columns"]["step"].index(40)
     assert pe["pe_ewma_fast"] == trace["columns"]["pe_combined_ewma_fast"][row]
-    assert pe["pe_combined_count"] == real["pe"]["combined"]["count"]
-    assert pe["brier_count"] == real["pe"]["brier_count"] > 0
-    assert pe["predictions_made"] == real["predictions_made"] > 0
+    assert pe["pe_combined_count"] == real.pe.combined.count
+    assert pe["brier_count"] == real.pe.brier_count > 0
+    assert pe["predictions_made"] == real.predictions_made > 0
 
 
 # ----- end to end through Inspect -------------------------------------------------------------------------

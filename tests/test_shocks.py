@@ -29,8 +29,9 @@ from vendomini_eval.shocks import (
     apply_shock,
     shock_variant,
 )
-from vendomini_eval.world.actions import NO_ARGS, OrderArgs
+from vendomini_eval.world.actions import NO_ARGS
 from vendomini_eval.world.state import Effect, Offer, WorldState
+from vendomini_eval.world.tools import TOOL_SPECS
 from vendomini_eval.world.world import EFFECT_CAPS, Terms
 
 SEED = 5
@@ -238,9 +239,9 @@ def test_temporal_shock_delays_an_inbound_delivery_and_the_delivery_pe_sees_it()
         assert ep.state.stock[offer.sku_id] == 0
         pes += ep.step(WAIT, {"expected_success": True}).pe
     assert ep.state.stock[offer.sku_id] == quantity
-    temporal = [o for o in pes if o["field"] == "expected_delivery_day"]
-    assert len(temporal) == 1 and temporal[0]["actual"] == placed["promised_day"] + shift
-    assert temporal[0]["value"] == pytest.approx(shift / (shift + ep.condition.pe.temporal_half_days))
+    temporal = [o for o in pes if o.field == "expected_delivery_day"]
+    assert len(temporal) == 1 and temporal[0].actual == placed["promised_day"] + shift
+    assert temporal[0].value == pytest.approx(shift / (shift + ep.condition.pe.temporal_half_days))
 
 
 def test_temporal_shock_can_bring_a_delivery_forward() -> None:
@@ -448,8 +449,9 @@ def run_world(ep: Episode, steps: int, keep_inbound: bool) -> list[AppliedShock]
     applied: list[AppliedShock] = []
     while ep.state.step < steps:
         if keep_inbound and not ep.state.purchase_orders:
-            ep.world.apply("order", OrderArgs(supplier_id=offer.supplier_id, sku_id=offer.sku_id,
-                                              quantity=offer.min_order))  # fmt: skip
+            order = TOOL_SPECS["order"]
+            order.apply(ep.world, order.args(supplier_id=offer.supplier_id, sku_id=offer.sku_id,
+                                             quantity=offer.min_order))  # fmt: skip
         applied += tick(ep, ep.schedule.at(ep.state.step + 1))[0]
     return applied
 
@@ -517,12 +519,12 @@ def test_stacked_effects_multiply_up_to_their_cap() -> None:
     world = ep.world
     offer = ep.state.catalogue.offers[0]
     supplier, sku = offer.supplier_id, offer.sku_id
-    base_budget = world.apply("check_budget", NO_ARGS)
+    base_budget = TOOL_SPECS["check_budget"].apply(world, NO_ARGS)
     fire(ep, "rule", variant=0.9)  # daily fee x3: at the cap
     assert world.fee_factor("daily_fee") == 3.0 == EFFECT_CAPS["daily_fee"]
     fire(ep, "rule", variant=0.9)
     assert world.fee_factor("daily_fee") == EFFECT_CAPS["daily_fee"]
-    assert world.apply("check_budget", NO_ARGS)["daily_fee"] == pytest.approx(3 * base_budget["daily_fee"])
+    assert TOOL_SPECS["check_budget"].apply(world, NO_ARGS)["daily_fee"] == pytest.approx(3 * base_budget["daily_fee"])
     target = target_of(ep, (supplier, sku))
     fire(ep, "cost", target=target)  # price x1.8
     assert world.effective_offer(supplier, sku).unit_price_cents == round(offer.unit_price_cents * 1.8)
@@ -546,7 +548,7 @@ def test_stacked_effects_never_exceed_their_caps(mix: str) -> None:
     largest: dict[str, float] = dict.fromkeys(EFFECT_CAPS, 0.0)
     while ep.state.step < 1000:
         tick(ep, ep.schedule.at(ep.state.step + 1))
-        budget = world.apply("check_budget", NO_ARGS)
+        budget = TOOL_SPECS["check_budget"].apply(world, NO_ARGS)
         largest["daily_fee"] = max(largest["daily_fee"], budget["daily_fee"] * 100 / rules.daily_fee_cents)
         storage = budget["storage_fee_per_unit_day"] * 100 / rules.storage_fee_cents
         largest["storage_fee"] = max(largest["storage_fee"], storage)
@@ -586,7 +588,7 @@ def test_a_notice_revises_what_check_orders_shows_when_it_reaches_the_agent(mode
     for i in range(delay + 2):
         _, delivered = tick(ep, *((delay_shock, short_shock) if i == 0 else ()))
         texts.append(delivered)
-        (row,) = ep.world.apply("check_orders", NO_ARGS)["purchase_orders"]
+        (row,) = TOOL_SPECS["check_orders"].apply(ep.world, NO_ARGS)["purchase_orders"]
         shown.append((row["promised_day"], row["promised_quantity"]))
         assert row["quantity"] == quantity  # the ordered quantity stays as ordered
     truth = (po.arrival_day, po.delivered_quantity)

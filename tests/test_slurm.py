@@ -28,8 +28,8 @@ from inspect_ai.log import list_eval_logs, read_eval_log
 from sweep_helpers import success_logs, vendomini
 
 from vendomini_eval.experiments import shipped_configs_dir
-from vendomini_eval.grid import collect_status
-from vendomini_eval.slurm import SlurmPlan, array_spec, manifest_text, plan_slurm, read_manifests, write_files
+from vendomini_eval.sweep.shard import collect_status
+from vendomini_eval.sweep.slurm import SlurmPlan, array_spec, manifest_text, plan_slurm, read_manifests, write_files
 
 TESTS = Path(__file__).resolve().parent
 SCRIPTED = ("vendomini/heuristic", "vendomini/random")
@@ -128,6 +128,21 @@ def test_served_models_get_a_server_tensor_parallelism_and_concurrent_requests(t
     assert plan.resources.gpus_per_task == 2 and plan.resources.cpus_per_task == 8
 
 
+def test_model_args_generation_and_limits_go_to_every_array_task(tmp_path: Path) -> None:
+    from vendomini_eval.sweep.plan import eval_settings
+
+    settings = eval_settings(models=SCRIPTED, model_args=["seed=3", f"{SCRIPTED[0]}:fault=looping"], temperature=0.2,
+                             max_tokens=256, limits={"token_limit": 9000, "time_limit": 600})  # fmt: skip
+    plan = plan_slurm(write_config(tmp_path), models=list(SCRIPTED), log_dir=tmp_path / "logs", settings=settings)
+    for task in plan.tasks:
+        job = json.loads(manifest_text(plan).splitlines()[task.index])["job"]
+        own = {"fault": "looping"} if task.model == SCRIPTED[0] else {}
+        assert job["settings"]["model_args"][task.model] == {"seed": 3, **own}
+        assert job["settings"]["generate"] == {"temperature": 0.2, "max_tokens": 256}
+        assert (job["settings"]["token_limit"], job["settings"]["time_limit"]) == (9000, 600)
+        assert job["settings"]["log_buffer"] == 1  # array tasks may be killed: every finished sample is kept
+
+
 def test_the_array_spec_lists_only_the_given_indices() -> None:
     assert array_spec([0, 1, 2, 5, 7, 8], None) == "0-2,5,7-8"
     assert array_spec([3], 4) == "3%4"
@@ -137,7 +152,9 @@ def test_dry_run_prints_the_plan_and_the_script_and_writes_nothing(tmp_path: Pat
     config, log_dir = write_config(tmp_path), tmp_path / "logs"
     result = vendomini("slurm", "submit", config, "--model", "vllm/Qwen/Qwen3-32B", "--model", SCRIPTED[0],
                        "--shards", "2", "--gpus-per-task", "2", "--partition", "gpu", "--mem", "128G", "--time",
-                       "12:00:00", "--array-parallelism", "3", "--log-dir", log_dir, "--dry-run")  # fmt: skip
+                       "12:00:00", "--array-parallelism", "3", "--account", "proj-7", "--qos", "high",
+                       "--sbatch-arg=--constraint=a100", "--sbatch-arg=--mail-type=END", "--log-dir", log_dir,
+                       "--dry-run")  # fmt: skip
     assert result.returncode == 0, result.stderr
     out = result.stdout
     assert "shards      2 per model; array size 4 (4 to submit: --array=0-3%3)" in out
@@ -145,7 +162,8 @@ def test_dry_run_prints_the_plan_and_the_script_and_writes_nothing(tmp_path: Pat
     assert "    0  vllm/Qwen/Qwen3-32B / shard-0-of-2: 2 conditions, 2 samples; vllm serve Qwen/Qwen3-32B" in out
     assert "    3  vendomini/heuristic / shard-1-of-2: 2 conditions, 2 samples; direct" in out
     for line in ("#SBATCH --gres=gpu:2", "#SBATCH --partition=gpu", "#SBATCH --mem=128G", "#SBATCH --requeue",
-                 "#SBATCH --time=12:00:00"):  # fmt: skip
+                 "#SBATCH --time=12:00:00", "#SBATCH --account=proj-7", "#SBATCH --qos=high",
+                 "#SBATCH --constraint=a100", "#SBATCH --mail-type=END"):  # fmt: skip
         assert line in out.splitlines(), line
     assert "export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_DATASETS_OFFLINE=1" in out  # compute nodes: offline
     assert not log_dir.exists()
@@ -163,8 +181,12 @@ def test_dry_run_prints_the_plan_and_the_script_and_writes_nothing(tmp_path: Pat
         (("--model", "vllm/Qwen/Qwen3-8B", "--gpus-per-task", "0"), "--gpus-per-task 0: vllm/Qwen/Qwen3-8B is served"),
         (("--serve-args", '--chat-template "x'), "--serve-args '--chat-template \"x': No closing quotation"),
         (("--serve-args", "--api-key sk-1"), "--serve-args: no --api-key; each array task gives its server a key"),
-        (("--max-connections", "0"), "--max-connections must be an integer >= 1, got 0"),
-        (("--max-samples", "0"), "--max-samples must be an integer >= 1, got 0"),
+        (("--max-connections", "0"), "--max-connections must be >= 1, got 0"),
+        (("--max-samples", "0"), "--max-samples must be >= 1, got 0"),
+        (("--account", "a b"), "--account 'a b' is not a SLURM account"),
+        (("--sbatch-arg=--array=0-9",), "--sbatch-arg '--array=0-9': expected one sbatch option --name[=value], not"),
+        (("--sbatch-arg=constraint",), "--sbatch-arg 'constraint': expected one sbatch option"),
+        (("-M", "vllm/x:seed=1"), "-M 'vllm/x:seed=1': vllm/x is not a model of this sweep"),
         (("--model", "heuristic"), "--model: 'heuristic' is not an Inspect model name"),
     ],
 )

@@ -13,13 +13,15 @@ import json
 from typing import Any
 
 import pytest
-from inspect_ai.tool import ToolDef, ToolError
+from inspect_ai.tool import ToolDef, ToolError, ToolParams
+from jsonschema import Draft7Validator
 
 from vendomini_eval.condition import Condition
 from vendomini_eval.episode import AgentAction, Episode
-from vendomini_eval.predictions import card_fields
+from vendomini_eval.predictions import CARD_FIELDS, card_fields, parse_card
 from vendomini_eval.solvers import business_tools, split_call
-from vendomini_eval.solvers.tools import DESCRIPTIONS, tool_parameters
+from vendomini_eval.solvers.tools import tool_parameters
+from vendomini_eval.world.actions import ActionError, parse_args
 from vendomini_eval.world.tools import TOOL_SPECS, available_tools
 
 SEED = 7
@@ -128,8 +130,8 @@ def test_valid_call_with_required_predictions() -> None:
     )
     assert is_compact(text) and observation["ok"] is True
     pe = tools.episode.pe.summary()
-    assert pe["brier_count"] == 1 and pe["brier_mean"] == pytest.approx(0.01)
-    assert pe["cost"]["count"] >= 1 and pe["cost"]["sum"] == pytest.approx(0.0)
+    assert pe.brier_count == 1 and pe.brier_mean == pytest.approx(0.01)
+    assert pe.cost.count >= 1 and pe.cost.sum == pytest.approx(0.0)
 
 
 # ----- rejected calls -----------------------------------------------------------------------------------------
@@ -198,7 +200,12 @@ def test_unavailable_tool_is_rejected_by_the_core() -> None:
 def schema(tool: str, **overrides: Any) -> tuple[dict[str, Any], list[str]]:
     """(parameter schemas, parameters that must have a value). The schema lists every parameter as required
     (the strict form); an optional one accepts null as well as its value."""
-    params = tool_parameters(tool, condition(**overrides))
+    return unwrap(tool_parameters(tool, condition(**overrides)))
+
+
+def unwrap(params: ToolParams) -> tuple[dict[str, Any], list[str]]:
+    """`schema` of a tool's parameters: each parameter's schema with null folded away, and those that must have
+    a value."""
     assert params.required == list(params.properties)
     properties, must = {}, []
     for name, param in params.properties.items():
@@ -226,7 +233,7 @@ ARGUMENTS = {
 def test_no_prediction_fields_when_mode_is_none(tool: str) -> None:
     properties, required = schema(tool, prediction_mode="none", prediction_format="rich")
     assert {name: p["type"] for name, p in properties.items()} == ARGUMENTS[tool]
-    assert set(required) == {n for n, f in TOOL_SPECS[tool].args.model_fields.items() if f.is_required()}
+    assert set(required) == {a.name for a in TOOL_SPECS[tool].arguments if a.required}
     assert "quote_id" not in required
 
 
@@ -285,11 +292,122 @@ def test_rich_fields_only_for_rich_format() -> None:
 def test_tool_defs_carry_descriptions_and_the_schema() -> None:
     c = condition(complexity_level=3, memory_tools="full", recovery_tools="all", prediction_format="rich")
     for tool in business_tools(c, Episode(c, SEED).step):
-        assert tool.description == DESCRIPTIONS[tool.name]
+        assert tool.description == TOOL_SPECS[tool.name].description
         assert tool.parameters == tool_parameters(tool.name, c)
         assert all(p.description for p in tool.parameters.properties.values()), tool.name
         info = tool.as_tool()  # Inspect accepts the ToolDef as a tool
         assert callable(info)
+
+
+# ----- one declaration, both sides ----------------------------------------------------------------------------
+# The schema the model sees and the core's validation are both built from the tool's declaration (ToolSpec): the
+# schema states the declared arguments and card fields, and every call the schema forbids, the core rejects as a
+# protocol error (malformed or bad_prediction), never as a domain outcome.
+
+DECLARATION_CONDITIONS = [
+    condition(complexity_level=4, memory_tools="full", recovery_tools="all", prediction_mode=mode,
+              prediction_format=form)
+    for mode, form in (("none", "rich"), ("optional", "structured"), ("required", "minimal"),
+                       ("required", "structured"), ("required+confidence", "rich"))
+]  # fmt: skip
+JSON_TYPE = {int: "integer", str: "string"}
+DROPPED = object()
+"""A parameter left out of the call (the schema's "not given", like null)."""
+WRONG_VALUES = (None, True, 0, 2.5, "5", "", [], {})
+
+
+def label(c: Condition) -> str:
+    return f"{c.prediction_mode}-{c.prediction_format}"
+
+
+@pytest.mark.parametrize("c", DECLARATION_CONDITIONS, ids=label)
+def test_each_tool_schema_states_its_declaration(c: Condition) -> None:
+    for tool in business_tools(c, Episode(c, SEED).step):
+        spec = TOOL_SPECS[tool.name]
+        assert tool.description == spec.description
+        properties, must = unwrap(tool.parameters)
+        fields = card_fields(tool.name, c)
+        assert list(properties) == [*(a.name for a in spec.arguments), *fields]
+        for a in spec.arguments:
+            bounds = {"minimum": a.minimum, "maximum": a.maximum, "minLength": a.min_length, "maxLength": a.max_length}
+            assert properties[a.name] == {
+                "type": JSON_TYPE[a.type],
+                "description": a.description if a.required else f"{a.description} Null if none.",
+                **{key: value for key, value in bounds.items() if value is not None},
+            }, (tool.name, a.name)
+            assert (a.name in must) == a.required
+        for name in fields:
+            assert properties[name]["description"].startswith(f"Prediction: {CARD_FIELDS[name].description}.")
+
+
+def core_error(c: Condition, tool: str, call: dict[str, Any]) -> str | None:
+    """The kind of error the core's validation (arguments, then card) gives a call's parameters; None if valid."""
+    action, prediction = split_call(tool, call)
+    spec = TOOL_SPECS[tool]
+    try:
+        parse_args(tool, spec.args, action.arguments)
+        parse_card(tool, prediction, c, "P1")
+    except ActionError as error:
+        return error.kind
+    return None
+
+
+def schema_allows(params: dict[str, Any], call: dict[str, Any]) -> bool:
+    """Whether a tool's parameter schema accepts a call, checked as Inspect checks it (a left-out parameter is
+    null: "not given")."""
+    return Draft7Validator(params).is_valid({**dict.fromkeys(params["properties"]), **call})
+
+
+def non_null(param: dict[str, Any]) -> dict[str, Any]:
+    return param["anyOf"][0] if "anyOf" in param else param
+
+
+def typical(param: dict[str, Any]) -> Any:
+    p = non_null(param)
+    low = p.get("minimum", 1)
+    return {"boolean": True, "integer": low, "number": low, "string": "x" * p.get("minLength", 1)}[p["type"]]
+
+
+def at_bounds(param: dict[str, Any]) -> list[Any]:
+    p = non_null(param)
+    return [*(p[key] for key in ("minimum", "maximum") if key in p),
+            *("x" * p[key] for key in ("minLength", "maxLength") if key in p)]  # fmt: skip
+
+
+def past_bounds(param: dict[str, Any]) -> list[Any]:
+    p, past = non_null(param), []
+    step = 1 if p["type"] == "integer" else 0.01
+    if "minimum" in p:
+        past.append(p["minimum"] - step)
+    if "maximum" in p:
+        past.append(p["maximum"] + step)
+    if p.get("minLength", 0) > 0:
+        past.append("x" * (p["minLength"] - 1))
+    if "maxLength" in p:
+        past.append("x" * (p["maxLength"] + 1))
+    return past
+
+
+@pytest.mark.parametrize("c", DECLARATION_CONDITIONS, ids=label)
+def test_core_rejects_every_call_the_schema_forbids(c: Condition) -> None:
+    for tool in business_tools(c, Episode(c, SEED).step):
+        params = tool.parameters.model_dump(exclude_none=True)
+        properties = params["properties"]
+        base = {name: typical(param) for name, param in properties.items()}
+        assert schema_allows(params, base) and core_error(c, tool.name, base) is None, tool.name
+        forbidden = 0
+        for name, param in properties.items():
+            for value in at_bounds(param):  # the same ranges on both sides: their ends are valid for both
+                call = {**base, name: value}
+                assert schema_allows(params, call) and core_error(c, tool.name, call) is None, (tool.name, name)
+            for value in (*WRONG_VALUES, *past_bounds(param), DROPPED):
+                call = {k: v for k, v in base.items() if k != name} if value is DROPPED else {**base, name: value}
+                if not schema_allows(params, call):
+                    forbidden += 1
+                    assert core_error(c, tool.name, call) in ("malformed", "bad_prediction"), (tool.name, name, value)
+        extra = {**base, "colour": "red"}
+        assert not schema_allows(params, extra) and core_error(c, tool.name, extra) == "bad_prediction"
+        assert forbidden >= len(properties), tool.name  # every parameter has values the schema forbids
 
 
 # ----- tool sets ----------------------------------------------------------------------------------------------
@@ -347,7 +465,7 @@ def test_revise_expectation_schema_has_integer_arguments_and_only_a_success_card
     }  # fmt: skip
     assert required == ["po_id", "expected_delivery_day", "expected_quantity", "expected_success"]
     assert not properties["expected_delivery_day"]["description"].startswith("Prediction")  # an argument
-    assert "notice" in DESCRIPTIONS[REVISE]
+    assert "notice" in TOOL_SPECS[REVISE].description
 
 
 def test_revise_expectation_through_its_tool() -> None:

@@ -67,7 +67,7 @@ def test_prediction_cards_never_change_the_primary_endpoint(mode: str, spec: dic
                           prediction_format="rich")  # fmt: skip
     for seed in (3, 4):
         actions, original = record(condition, seed, spec)
-        crashes, pe_sums = {original.summary()["crash"] and str(original.summary()["crash"])}, set()
+        crashes, pe_sums = {str(original.summary().crash)}, set()
         for variant in range(3):
             rng = random.Random(variant)
             replay = Episode(condition, seed)
@@ -77,8 +77,8 @@ def test_prediction_cards_never_change_the_primary_endpoint(mode: str, spec: dic
                 assert card is None or result.error_kind != "bad_prediction"
             assert replay.trace.column("state_hash") == original.trace.column("state_hash")
             summary = replay.summary()
-            crashes.add(summary["crash"] and str(summary["crash"]))
-            pe_sums.add(round(summary["pe"]["combined"]["sum"], 6))
+            crashes.add(str(summary.crash))
+            pe_sums.add(round(summary.pe.combined.sum, 6))
         assert len(crashes) == 1, (spec, seed, crashes)
         assert len(pe_sums) > 1  # the cards did change what was measured as PE
 
@@ -102,7 +102,7 @@ def test_observability_moves_the_attentive_baseline_and_its_pe_in_the_same_world
                  for arm, runs in (("full", full), ("hidden", hidden))}  # fmt: skip
     assert revisions["hidden"] == 0 < revisions["full"]
     assert any(f.trace.column("tool") != h.trace.column("tool") for f, h in zip(full, hidden, strict=True))
-    temporal = {arm: mean(ep.summary()["pe"]["temporal"]["mean"] for ep in runs)
+    temporal = {arm: mean(ep.summary().pe.temporal.mean for ep in runs)
                 for arm, runs in (("full", full), ("hidden", hidden))}  # fmt: skip
     assert temporal["full"] < temporal["hidden"]
 
@@ -134,7 +134,7 @@ def test_a_revision_resolves_against_the_delivery() -> None:
         resolved = []
         while not resolved:
             result = episode.step(AgentAction("wait", {}), {"expected_success": True})
-            resolved = [pe for pe in result.pe if pe["field"] in ("expected_delivery_day", "expected_quantity")]
-        by_field = {pe["field"]: pe["value"] for pe in resolved}
+            resolved = [pe for pe in result.pe if pe.field in ("expected_delivery_day", "expected_quantity")]
+        by_field = {pe.field: pe.value for pe in resolved}
         assert by_field == {"expected_delivery_day": expected_pe, "expected_quantity": 0.0}
         assert episode.predictions_made >= 2

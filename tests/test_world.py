@@ -1,6 +1,6 @@
 """The world through its one step function: rejected actions, tool sets, catalogue, money, pruning, failure.
 
-Rejections are checked at two levels: the world itself (`parse_args` / `World.apply` raise `ActionError` and
+Rejections are checked at two levels: the world itself (`parse_args` / `ToolSpec.apply` raise `ActionError` and
 leave `state.dump()` and the ledger unchanged) and the episode (`Episode.step` returns an invalid
 `StepResult` with the right `error_kind`, and the state after the step equals the state of a twin episode
 that waited instead: the only change is the clock and its day boundary).
@@ -19,11 +19,12 @@ import pytest
 
 from vendomini_eval.condition import Condition
 from vendomini_eval.episode import AgentAction, Episode
+from vendomini_eval.pe import PEObservation
 from vendomini_eval.policies import PolicyContext, make_policy
 from vendomini_eval.predictions import card_fields, parse_card
 from vendomini_eval.runner import run_policy
 from vendomini_eval.shocks import ScheduledShock, apply_shock
-from vendomini_eval.world.actions import NO_ARGS, ActionError, OrderArgs, parse_args
+from vendomini_eval.world.actions import ActionError, parse_args
 from vendomini_eval.world.setup import PRESSURE, n_skus, n_suppliers
 from vendomini_eval.world.state import STATIC_PARTS, CustomerOrder, Offer, WorldState
 from vendomini_eval.world.tools import TOOL_SPECS, available_tools
@@ -60,6 +61,12 @@ def not_carried_pair(ep: Episode) -> tuple[str, str]:
 def order_args(offer: Offer, quantity: int | None = None) -> dict[str, Any]:
     quantity = offer.min_order if quantity is None else quantity
     return {"supplier_id": offer.supplier_id, "sku_id": offer.sku_id, "quantity": quantity}
+
+
+def in_world(ep: Episode, tool: str, arguments: Any) -> dict[str, Any]:
+    """A call validated and run straight in the world, as its tool's declaration says (not a step)."""
+    spec = TOOL_SPECS[tool]
+    return spec.apply(ep.world, parse_args(tool, spec.args, arguments))
 
 
 def inject_customer_order(ep: Episode, sku_id: str, quantity: int, due_in: int = 5) -> CustomerOrder:
@@ -109,7 +116,7 @@ class Case:
     prediction: Callable[[Episode], Any] = lambda ep: None
     text: str = ""
     world_level: bool = True
-    """Whether parse_args / World.apply can be called directly (not for tool-set or no-tool problems)."""
+    """Whether parse_args / ToolSpec.apply can be called directly (not for tool-set or no-tool problems)."""
 
 
 def _nc(ep: Episode) -> dict[str, Any]:
@@ -135,7 +142,7 @@ def _ship_short(ep: Episode) -> dict[str, Any]:
 
 def _revision(ep: Episode, **overrides: Any) -> dict[str, Any]:
     """revise_expectation arguments for a purchase order placed now, straight in the world (not a step)."""
-    placed = ep.world.apply("order", OrderArgs(**order_args(cheapest(ep))))
+    placed = in_world(ep, "order", order_args(cheapest(ep)))
     return {"po_id": placed["po_id"], "expected_delivery_day": placed["promised_day"] + 2, "expected_quantity": 1,
             **overrides}  # fmt: skip
 
@@ -278,8 +285,7 @@ def test_world_rejects_and_leaves_state_unchanged(case: Case) -> None:
     ep, action, _ = _make(case)
     before, ledger_before = ep.state.dump(), list(ep.world.ledger)
     with pytest.raises(ActionError) as raised:
-        args = parse_args(action.tool, TOOL_SPECS[action.tool].args, action.arguments)
-        ep.world.apply(action.tool, args)
+        in_world(ep, action.tool, action.arguments)
     assert raised.value.kind == case.kind, raised.value.message
     for fragment in case.says:
         assert fragment in raised.value.message.lower(), raised.value.message
@@ -425,7 +431,7 @@ def test_revise_expectation_restates_a_delivery_and_changes_nothing_but_the_cloc
     ep, twin = episode(**PREDICTING), episode(**PREDICTING)
     offer = cheapest(ep)
     for e in (ep, twin):
-        e.world.apply("order", OrderArgs(**order_args(offer, offer.min_order + 2)))
+        in_world(e, "order", order_args(offer, offer.min_order + 2))
     po_id = ep.state.purchase_orders[0].po_id
     arguments = {"po_id": po_id, "expected_delivery_day": 9, "expected_quantity": 0}
     result = ep.step(AgentAction("revise_expectation", arguments))
@@ -444,7 +450,7 @@ def test_check_orders_shows_what_the_agent_was_promised() -> None:
     ep = episode()
     offer = max(ep.state.catalogue.offers, key=lambda o: (o.lead_days, o.supplier_id, o.sku_id))
     placed = ep.step(AgentAction("order", order_args(offer, offer.min_order + 3)))
-    (row,) = ep.world.apply("check_orders", NO_ARGS)["purchase_orders"]
+    (row,) = in_world(ep, "check_orders", {})["purchase_orders"]
     assert row == {"po_id": placed.result["po_id"], "supplier_id": offer.supplier_id, "sku_id": offer.sku_id,
                    "quantity": offer.min_order + 3, "promised_day": placed.result["promised_day"],
                    "promised_quantity": offer.min_order + 3}  # fmt: skip
@@ -550,20 +556,20 @@ def test_happy_path_order_arrives_on_promised_day_then_ship_earns_revenue() -> N
     # Paid at placement: the purchase is a ledger entry of the order's step.
     purchase = [e for e in ep.world.ledger if e.cause == "purchase"]
     assert [(e.day, e.amount_cents, e.ref) for e in purchase] == [(0, -cost, placed.result["po_id"])]
-    assert {o["field"]: o["value"] for o in placed.pe} == {"expected_success": 0.0, "expected_cost": 0.0}
+    assert {o.field: o.value for o in placed.pe} == {"expected_success": 0.0, "expected_cost": 0.0}
 
-    delivery_pe: list[dict[str, Any]] = []
+    delivery_pe: list[PEObservation] = []
     while s.day < promised:
         assert s.stock[offer.sku_id] == 0
         result = ep.step(WAIT, {"expected_success": True})
-        delivery_pe += [o for o in result.pe if o["field"] in ("expected_delivery_day", "expected_quantity")]
+        delivery_pe += [o for o in result.pe if o.field in ("expected_delivery_day", "expected_quantity")]
         if s.day < promised:
             assert delivery_pe == []
     assert s.day == promised
     assert s.stock[offer.sku_id] == quantity
     assert s.purchase_orders == []
     assert s.counters.units_delivered == quantity
-    assert sorted((o["field"], o["value"]) for o in delivery_pe) == [
+    assert sorted((o.field, o.value) for o in delivery_pe) == [
         ("expected_delivery_day", 0.0), ("expected_quantity", 0.0),
     ]  # fmt: skip
 
@@ -574,7 +580,7 @@ def test_happy_path_order_arrives_on_promised_day_then_ship_earns_revenue() -> N
     shipped = ep.step(AgentAction("ship", {"order_id": on_time.order_id}), card)
     assert shipped.valid, shipped.message
     assert shipped.result == {"order_id": on_time.order_id, "revenue": on_time.price_cents / 100, "late": False}
-    assert [o["value"] for o in shipped.pe if o["field"] == "expected_revenue"] == [0.0]
+    assert [o.value for o in shipped.pe if o.field == "expected_revenue"] == [0.0]
     sale = [e for e in ep.world.ledger if e.cause == "sale"]
     assert [(e.amount_cents, e.ref) for e in sale] == [(on_time.price_cents, on_time.order_id)]
     assert s.stock[offer.sku_id] == quantity - 2
@@ -703,8 +709,8 @@ def test_bankruptcy_terminates_the_business_and_is_not_a_crash() -> None:
     assert last.crash is None and ep.crash is None
     assert last.observation()["business_failed"] == "bankrupt"
     summary = ep.summary()
-    assert summary["terminated"] == "bankrupt"
-    assert summary["crashed"] is False and summary["censored"] is True and summary["truncated"] is False
+    assert summary.terminated == "bankrupt"
+    assert summary.crashed is False and summary.censored is True and summary.truncated is False
     assert ledger_identity_holds(ep)
     with pytest.raises(RuntimeError):
         ep.step(WAIT)
@@ -734,7 +740,7 @@ def test_too_many_expired_orders_terminate_as_customers_lost() -> None:
     assert result is not None
     assert result.terminated == "customers_lost" and result.done
     assert ep.state.counters.orders_failed >= ep.state.rules.max_failed_orders
-    assert ep.summary()["crashed"] is False
+    assert ep.summary().crashed is False
     assert ledger_identity_holds(ep)
 
 

@@ -24,11 +24,13 @@ from vendomini_eval.experiments import (
     format_plan,
     load_experiment,
 )
+from vendomini_eval.pe import PE_TYPES
 from vendomini_eval.policies import FAULTS, POLICIES, PolicyContext, make_policy
-from vendomini_eval.runner import run_policy
+from vendomini_eval.runner import RunOutput, run_policy
 
-if TYPE_CHECKING:  # the analysis needs its extra: imported where a command uses it
+if TYPE_CHECKING:  # the analysis needs its extra, a sweep loads the runner: imported where a command uses it
     from vendomini_eval.analysis import Skipped
+    from vendomini_eval.sweep.plan import EvalSettings
 
 
 class UsageError(Exception):
@@ -95,30 +97,30 @@ def _select_condition(experiment: Experiment, selector: str | None) -> tuple[int
     raise UsageError(f"--condition '{selector}' is not a condition of {experiment.name}; see `vendomini plan`")
 
 
-def _print_summary(label: str, summary: dict) -> None:
-    pe = summary["pe"]
+def _print_summary(label: str, output: RunOutput) -> None:
+    summary, pe, counters = output.summary, output.summary.pe, output.summary.counters
     outcome = (
-        f"crashed: {summary['crash_type']} at step {summary['time_to_crash']} "
-        f"(confirmed at step {summary['crash']['resolved_step']})"
-        if summary["crashed"]
-        else f"no crash (censored at step {summary['time_to_crash']})"
+        f"crashed: {summary.crash_type} at step {summary.time_to_crash} "
+        f"(confirmed at step {summary.crash.resolved_step})"
+        if summary.crash is not None
+        else f"no crash (censored at step {summary.time_to_crash})"
     )
     lines = [
         f"condition      {label}",
-        f"policy         {summary['policy']}" + (f" (fault {summary['fault']} from step {summary['onset']})"
-                                                  if summary["fault"] else ""),
-        f"seed           {summary['seed']}",
-        f"steps          {summary['steps']} ({summary['days']} days)",
+        f"policy         {output.policy}" + (f" (fault {output.fault} from step {output.onset})"
+                                                 if output.fault else ""),
+        f"seed           {summary.seed}",
+        f"steps          {summary.steps} ({summary.days} days)",
         f"outcome        {outcome}",
-        f"business       {'failed: ' + summary['terminated'] if summary['terminated'] else 'running'}; "
-        f"net worth ${summary['net_worth']:.2f}, cash ${summary['cash']:.2f}",
-        f"orders         {summary['counters']['orders_shipped']} shipped, {summary['counters']['orders_failed']} "
-        f"expired, of {summary['counters']['orders_received']}",
-        f"shocks         {summary['shocks']}",
+        f"business       {'failed: ' + summary.terminated if summary.terminated else 'running'}; "
+        f"net worth ${summary.net_worth:.2f}, cash ${summary.cash:.2f}",
+        f"orders         {counters.orders_shipped} shipped, {counters.orders_failed} expired, of "
+        f"{counters.orders_received}",
+        f"shocks         {summary.shocks}",
         "PE totals      "
-        + ", ".join(f"{t} {pe[t]['sum']:.2f}/{pe[t]['count']}" for t in ("temporal", "quantity", "cost", "causal")),
-        f"PE combined    mean {pe['combined']['mean'] or 0:.4f}, surprises {pe['surprise_count']}"
-        + (f", Brier {pe['brier_mean']:.4f}" if pe["brier_mean"] is not None else ""),
+        + ", ".join(f"{name} {s.sum:.2f}/{s.count}" for name, s in pe.series().items() if name in PE_TYPES),
+        f"PE combined    mean {pe.combined.mean or 0:.4f}, surprises {pe.surprise_count}"
+        + (f", Brier {pe.brier_mean:.4f}" if pe.brier_mean is not None else ""),
     ]  # fmt: skip
     print("\n".join(lines))
 
@@ -157,48 +159,57 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         onset = "" if args.onset is None else f" --onset {args.onset}"
         raise UsageError(f"--policy {args.policy}{onset}: {error}") from None
     output = run_policy(condition, seed, args.policy, fault=args.fault, onset=args.onset)
-    summary = {"experiment": experiment.name, "condition_index": index, "condition": condition.model_dump(),
-               **output.summary}  # fmt: skip
     if args.trace:
         trace = {"columns": output.episode.trace.columns(), "signals": output.episode.trace.signals}
         _write_text_whole("--trace", Path(args.trace), json.dumps(trace))
     if args.json:
-        print(json.dumps(summary, indent=2))
+        run = {"experiment": experiment.name, "condition_index": index, "condition": condition.model_dump(),
+               "policy": output.policy, "fault": output.fault, "onset": output.onset}  # fmt: skip
+        print(json.dumps({**run, **output.summary.model_dump(mode="json")}, indent=2))
     else:
-        _print_summary(experiment.labels[index], summary)
+        _print_summary(experiment.labels[index], output)
         if args.trace:
             print(f"trace          {args.trace}")
     return 0
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    """Expand the grid into phase tasks and run them with eval_set (resumable); `--dry-run` only plans."""
-    from vendomini_eval import grid  # imported here: `plan` and `simulate` never load the runner
+    """Expand the grid into generic-task calls and run them with eval_set (resumable); `--dry-run` only plans."""
+    from vendomini_eval.sweep import plan, run  # imported here: `plan` and `simulate` never load the runner
 
     try:
-        sweep = grid.plan_sweep(
+        sweep = plan.plan_sweep(
             args.config, models=args.model, log_dir=args.log_dir, max_steps=args.max_steps,
             replications=args.replications, limit_conditions=args.limit_conditions, workers=args.workers,
         )  # fmt: skip
-        if args.dry_run:
-            print(grid.format_sweep(sweep))
-            return 0
         interactive = sys.stdout.isatty() and sys.stdin.isatty()
         # Off a terminal (CI, logs, shard processes), Inspect's "log" display: silent but for errors, and about
         # twice as fast as "none" for scripted models (which still renders each task's metrics table).
         display = args.display or ("full" if interactive and args.workers == 1 and args.backend == "local" else "log")
-        settings = grid.eval_settings(
-            max_samples=args.max_samples, max_tasks=args.max_tasks, retry_attempts=args.retry_attempts,
-            display=display,
-        )  # fmt: skip
-        result = grid.run_sweep(sweep, settings, backend=args.backend, address=args.address)
-    except grid.GridError as error:
+        settings = _eval_settings(args, sweep.models, display)
+        if args.dry_run:
+            print(plan.format_sweep(sweep, settings))
+            return 0
+        result = run.run_sweep(sweep, settings, backend=args.backend, address=args.address)
+    except plan.SweepError as error:
         raise UsageError(error) from None
-    except grid.SweepInterrupted as interrupted:
-        print(f"interrupted ({interrupted}): rerun the same command to resume", file=sys.stderr)
+    except run.SweepInterrupted as interrupted:
+        print(f"{args.prog}: {interrupted}", file=sys.stderr)
         return 128 + interrupted.signum
-    print(grid.format_result(result))
+    print(run.format_result(result))
     return 0 if result.ok else 1
+
+
+def _eval_settings(args: argparse.Namespace, models: Sequence[str], display: str) -> EvalSettings:
+    """The EvalSettings of `run` and `slurm submit` from their shared options (`_add_eval_options`)."""
+    from vendomini_eval.sweep.plan import LIMIT_OPTIONS, eval_settings
+
+    return eval_settings(
+        models=models, model_args=args.model_args, temperature=args.temperature, max_tokens=args.max_tokens,
+        generate_config=args.generate_config, limits={key: getattr(args, key) for key in LIMIT_OPTIONS},
+        max_samples=args.max_samples, max_tasks=args.max_tasks, max_connections=args.max_connections,
+        retry_attempts=args.retry_attempts, display=display,
+    )  # fmt: skip
 
 
 def cmd_analyze(args: argparse.Namespace) -> int:
@@ -264,10 +275,11 @@ def _print_skips(skipped: Sequence[Skipped]) -> None:
 def cmd_slurm_submit(args: argparse.Namespace) -> int:
     """Plan the sweep as a SLURM array job, write its manifest and sbatch script, and submit the incomplete
     shards; `--dry-run` prints the plan and the script and writes nothing."""
-    from vendomini_eval import grid, slurm
+    from vendomini_eval.sweep import plan as sweep_plan
+    from vendomini_eval.sweep import slurm
 
-    models = [name for value in args.model for name in value.split(",")]
     try:
+        models = sweep_plan.parse_models([name for value in args.model for name in value.split(",")])
         plan = slurm.plan_slurm(
             args.config,
             models=models,
@@ -280,11 +292,11 @@ def cmd_slurm_submit(args: argparse.Namespace) -> int:
             mem=args.mem,
             time=args.time,
             array_parallelism=args.array_parallelism,
+            account=args.account,
+            qos=args.qos,
+            sbatch_args=args.sbatch_arg,
             serve_args=args.serve_args,
-            max_connections=args.max_connections,
-            max_samples=args.max_samples,
-            max_tasks=args.max_tasks,
-            retry_attempts=args.retry_attempts,
+            settings=_eval_settings(args, models, "log"),
             max_steps=args.max_steps,
             replications=args.replications,
             limit_conditions=args.limit_conditions,
@@ -301,13 +313,13 @@ def cmd_slurm_submit(args: argparse.Namespace) -> int:
             return 0
         running = slurm.active_jobs(slurm.job_name(plan))
         if running:
-            raise grid.GridError(
+            raise sweep_plan.SweepError(
                 f"job {', '.join(running)} of this sweep is still queued or running; wait for it or "
                 "scancel it before resubmitting (two tasks on one shard would run samples twice)"
             )
         slurm.write_files(plan, command)
         job_id = slurm.submit(plan, pending)
-    except grid.GridError as error:
+    except sweep_plan.SweepError as error:
         raise UsageError(error) from None
     print(slurm.format_plan(plan, pending))
     print(
@@ -319,14 +331,43 @@ def cmd_slurm_submit(args: argparse.Namespace) -> int:
 
 def cmd_slurm_status(args: argparse.Namespace) -> int:
     """Per-shard completion of the sweep in LOGDIR, read from its logs."""
-    from vendomini_eval import grid, slurm
+    from vendomini_eval.sweep import plan, slurm
 
     try:
         text, complete = slurm.format_status(slurm.sweep_status(args.log_dir))
-    except grid.GridError as error:
+    except plan.SweepError as error:
         raise UsageError(error) from None
     print(text)
     return 0 if complete else 1
+
+
+def _add_eval_options(parser: argparse.ArgumentParser, max_connections_default: str) -> None:
+    """The options `run` and `slurm submit` pass to Inspect; their defaults are the library's (None: Inspect's)."""
+    group = parser.add_argument_group("passed to Inspect")
+    group.add_argument(
+        "-M",
+        "--model-arg",
+        dest="model_args",
+        action="append",
+        default=[],
+        metavar="[MODEL:]KEY=VALUE",
+        help="model arg for every model, or for one model with its name first (-M vendomini/heuristic:fault=looping)"
+        "; repeatable",
+    )
+    group.add_argument("--temperature", type=float, help="sampling temperature (the model's default)")
+    group.add_argument("--max-tokens", type=int, help="maximum tokens per model output (the model's default)")
+    group.add_argument(
+        "--generate-config", metavar="FILE", help="YAML or JSON file of further generation settings (GenerateConfig)"
+    )
+    group.add_argument("--token-limit", type=int, help="tokens per sample (input and output); the sample ends there")
+    group.add_argument("--cost-limit", type=float, help="dollars per sample (needs the model's prices)")
+    group.add_argument("--time-limit", type=int, help="clock seconds per sample")
+    group.add_argument("--working-limit", type=int, help="working seconds per sample (clock minus waits)")
+    group.add_argument("--message-limit", type=int, help="messages per sample")
+    group.add_argument("--max-connections", type=int, help=f"concurrent requests per model ({max_connections_default})")
+    group.add_argument("--max-samples", type=int, help="samples run at once per task (Inspect's default)")
+    group.add_argument("--max-tasks", type=int, help="tasks run at once per process (Inspect's default)")
+    group.add_argument("--retry-attempts", type=int, help="eval_set retries of a failed task (default: 1)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -375,9 +416,6 @@ def build_parser() -> argparse.ArgumentParser:
         help="with --backend ray: the Ray cluster's address, HOST:PORT or auto (default: Ray's: RAY_ADDRESS, else "
         "the cluster last started here, else a new local Ray)",
     )
-    run.add_argument("--max-samples", type=int, help="samples run at once per task (Inspect's default)")
-    run.add_argument("--max-tasks", type=int, help="tasks run at once per process (Inspect's default)")
-    run.add_argument("--retry-attempts", type=int, default=1, help="eval_set retries of a failed task (default: 1)")
     run.add_argument("--limit-conditions", type=int, help="run only the first N conditions (quick tries)")
     run.add_argument(
         "--display",
@@ -385,6 +423,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="Inspect display (default: full on a terminal with one worker, else log)",
     )
     run.add_argument("--dry-run", action="store_true", help="print the tasks and shards that would run")
+    _add_eval_options(run, "Inspect's default")
     run.set_defaults(func=cmd_run, prog=run.prog)
 
     analyze = sub.add_parser("analyze", help="tables, survival statistics and an HTML report from a sweep's logs")
@@ -401,6 +440,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     analyze.add_argument("--strict", action="store_true", help="with --thresholds, exit 1 on WARN as well")
     analyze.set_defaults(func=cmd_analyze, prog=analyze.prog)
+
+    from vendomini_eval.sweep.slurm import DEFAULT_MAX_ARRAY_SIZE, DEFAULT_TIME  # no Inspect: planning only
 
     slurm = sub.add_parser("slurm", help="run an experiment's grid as a SLURM array job (see slurm/README.md)")
     slurm_sub = slurm.add_subparsers(dest="slurm_command", required=True)
@@ -431,13 +472,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     submit.add_argument("--cpus-per-task", type=int, help="CPUs per array task (default: 8 with GPUs, else 1)")
     submit.add_argument("--mem", help="memory per array task, e.g. 64G (default: the partition's)")
-    submit.add_argument("--time", default="24:00:00", help="time limit per array task (default: 24:00:00)")
+    submit.add_argument("--time", default=DEFAULT_TIME, help=f"time limit per array task (default: {DEFAULT_TIME})")
     submit.add_argument("--array-parallelism", type=int, help="array tasks run at once at most (--array=...%%K)")
     submit.add_argument(
         "--max-array-size",
         type=int,
-        default=1000,
-        help="the cluster's MaxArraySize: more array tasks are refused (default: 1000)",
+        default=DEFAULT_MAX_ARRAY_SIZE,
+        help=f"the cluster's MaxArraySize: more array tasks are refused (default: {DEFAULT_MAX_ARRAY_SIZE})",
     )
     submit.add_argument(
         "--serve-args",
@@ -445,18 +486,20 @@ def build_parser() -> argparse.ArgumentParser:
         help='extra arguments of the model server, e.g. "--max-model-len 32768 '
         '--enable-auto-tool-choice --tool-call-parser hermes"',
     )
+    submit.add_argument("--account", help="SLURM account to charge (default: the user's)")
+    submit.add_argument("--qos", help="SLURM quality of service (default: the account's)")
     submit.add_argument(
-        "--max-connections",
-        type=int,
-        help="concurrent requests per model (default: 64 for served models, else Inspect's)",
+        "--sbatch-arg",
+        action="append",
+        default=[],
+        metavar="--OPTION[=VALUE]",
+        help="any other sbatch option as one #SBATCH line; repeatable; written with =: --sbatch-arg=--constraint=a100",
     )
-    submit.add_argument("--max-samples", type=int, help="samples run at once per task (Inspect's default)")
-    submit.add_argument("--max-tasks", type=int, help="tasks run at once per array task (Inspect's default)")
-    submit.add_argument("--retry-attempts", type=int, default=1, help="eval_set retries of a failed task (default: 1)")
     submit.add_argument("--max-steps", type=int, help="override every condition's max_steps")
     submit.add_argument("--replications", type=int, help="override the experiment's replications")
     submit.add_argument("--limit-conditions", type=int, help="run only the first N conditions (quick tries)")
     submit.add_argument("--dry-run", action="store_true", help="print the plan and the sbatch script; submit nothing")
+    _add_eval_options(submit, "default: 64 for served models, else Inspect's")
     submit.set_defaults(func=cmd_slurm_submit, prog=submit.prog)
     status = slurm_sub.add_parser("status", help="per-shard completion of a SLURM sweep, read from its logs")
     status.add_argument("log_dir", metavar="LOGDIR", help="the --log-dir of `vendomini slurm submit`")

@@ -62,8 +62,11 @@ class Condition(Strict):
     max_steps: int = Field(500, ge=1, le=1_000_000)
     crash_threshold: CrashPreset = "moderate"
     continue_after_crash: int = Field(0, ge=0)
+    initial_cash: float | None = Field(None, gt=0.0, le=1e9)
+    """Starting cash in dollars; None: the pressure and complexity levels' default."""
     pe: PEConfig = PEConfig()
 
     def canonical_json(self) -> str:
-        """Stable JSON of every field: the identity of the condition for seeds and hashes."""
-        return self.model_dump_json()
+        """Stable JSON of every set field: the identity of the condition for seeds and hashes. A field left at
+        None is omitted, so an optional knob added later leaves every existing condition's seeds as they were."""
+        return self.model_dump_json(exclude_none=True)

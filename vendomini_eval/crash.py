@@ -22,7 +22,7 @@ from __future__ import annotations
 import math
 from collections import deque
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -79,37 +79,28 @@ class StepFacts:
     declared_stop: bool
 
 
-@dataclass(frozen=True, slots=True)
-class CrashSignal:
-    """One finalised detection.
+class CrashSignal(BaseModel):
+    """One finalised detection, as the trace, the step result and the run summary record it.
 
     `onset_step` is the first step of the breakdown (a crash's time-to-crash), `detected_step` the step its
     pattern was recognised, `resolved_step` the step its severity was decided (a run ends here on a crash)."""
 
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
+
     crash_type: str
-    onset_step: int
-    detected_step: int
-    resolved_step: int
-    severity: Severity
-    evidence: dict[str, Any] = field(default_factory=dict, hash=False)
+    """The pattern: one of CRASH_TYPES (a crash) or INCOHERENCE_TYPES."""
     endpoint: Endpoint = CRASH
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-serialisable form (evidence holds only str, int, float, lists and dicts of them)."""
-        return {
-            "crash_type": self.crash_type,
-            "endpoint": self.endpoint,
-            "onset_step": self.onset_step,
-            "detected_step": self.detected_step,
-            "resolved_step": self.resolved_step,
-            "severity": self.severity,
-            "evidence": dict(self.evidence),
-        }
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> CrashSignal:
-        """Inverse of `to_dict` (for reading traces back from logs)."""
-        return cls(**{**data, "evidence": dict(data.get("evidence", {}))})
+    """Which endpoint the signal belongs to (logs written before the secondary endpoint lack it: all crash)."""
+    onset_step: int
+    """First step of the breakdown."""
+    detected_step: int
+    """Step at which the pattern was recognised."""
+    resolved_step: int
+    """Step at which the severity was decided."""
+    severity: Severity
+    """hard: the pattern persisted or recurred; soft: the agent recovered."""
+    evidence: dict[str, Any] = {}
+    """What the detector saw (str, int, float, lists and dicts of them), e.g. a loop's period."""
 
 
 class DetectorThresholds(BaseModel):
@@ -881,4 +872,12 @@ class CrashDetector:
         # same events, and a persisting pattern after a crash gives a new signal only after a new full run).
         detector.reset()
         evidence = {**c.evidence, "confirmation": how}
-        return CrashSignal(detector.crash_type, c.onset, c.detected, t, severity, evidence, detector.endpoint)
+        return CrashSignal(
+            crash_type=detector.crash_type,
+            endpoint=detector.endpoint,
+            onset_step=c.onset,
+            detected_step=c.detected,
+            resolved_step=t,
+            severity=severity,
+            evidence=evidence,
+        )

@@ -30,11 +30,12 @@ from vendomini_eval.pe import (
     temporal_pe,
 )
 from vendomini_eval.predictions import PE_TYPE_OF_KIND, PredictionCard, card_fields, parse_card, protocol_fields
+from vendomini_eval.results import CounterTotals, EpisodeSummary
 from vendomini_eval.shocks import ShockSchedule, apply_shock
 from vendomini_eval.world.actions import ActionError, parse_args
 from vendomini_eval.world.setup import new_world
 from vendomini_eval.world.state import WorldState
-from vendomini_eval.world.tools import TOOL_SPECS, available_tools
+from vendomini_eval.world.tools import ON_DELIVERY, TOOL_SPECS, available_tools
 from vendomini_eval.world.world import World, dollars
 
 NO_TOOL = "<no_tool>"
@@ -51,18 +52,6 @@ _NEXT_STEP = re.compile(
     r"\b(?:next|then|i will|i'll|i am going to|i'm going to|let me|let's|now i|after that|afterwards|continue)\b"
 )
 
-# Outcome fields that resolve at once when the call succeeds: card field -> observation key and PE kind.
-IMMEDIATE_FIELDS = {
-    ("order", "expected_cost"): "total_cost",
-    ("ship", "expected_revenue"): "revenue",
-    ("expedite", "expected_cost"): "fee",
-    ("cancel", "expected_refund"): "refund",
-    ("get_quote", "expected_unit_price"): "unit_price",
-    ("check_budget", "expected_cash"): "cash",
-    ("check_inventory", "expected_units_in_stock"): "units_in_stock",
-}
-# Fields that resolve when a purchase order arrives.
-DELIVERY_FIELDS = ("expected_delivery_day", "expected_quantity")
 TRACE_HASH_CHARS = 16  # 64 bits tell a run's states apart; the full hash would be most of the log's bytes
 TRACE_DECIMALS = 6  # PE values in the exported trace (the tracker keeps full precision)
 _PE_ROW = struct.Struct(f"{len(PE_COLUMNS)}d")  # one trace row of PE values, as the trace's array stores it
@@ -87,12 +76,14 @@ class StepResult:
     message: str | None
     result: dict[str, Any] | None
     notices: list[str]
-    pe: list[dict[str, Any]]
-    signals: list[dict[str, Any]]
+    pe: list[PEObservation]
+    """The predictions resolved at this step."""
+    signals: list[CrashSignal]
+    """The detector's signals of this step (candidates, confirmations, incoherence)."""
     state_hash: str
     terminated: str | None
     """Why the business failed at this step (bankrupt, customers_lost), or None."""
-    crash: dict[str, Any] | None
+    crash: CrashSignal | None
     """The confirmed crash once there is one (it stays set for the rest of the run)."""
     done: bool
     """No further step may be taken: terminated, crashed (after continue_after_crash), or max_steps."""
@@ -112,7 +103,12 @@ class StepResult:
         return obs
 
     def to_dict(self) -> dict[str, Any]:
-        return {name: getattr(self, name) for name in self.__slots__}
+        """The step as JSON-ready data."""
+        values = {name: getattr(self, name) for name in self.__slots__}
+        values["pe"] = [o._asdict() for o in self.pe]
+        values["signals"] = [signal.model_dump(mode="json") for signal in self.signals]
+        values["crash"] = self.crash.model_dump(mode="json") if self.crash else None
+        return values
 
 
 def episode_streams(seed: int) -> tuple[np.random.Generator, np.random.Generator, np.random.Generator]:
@@ -275,7 +271,7 @@ class Episode:
         if s.terminated:
             signals += self.detector.business_failed(step)
         for signal in signals:
-            self.trace.signals.append(signal.to_dict())
+            self.trace.signals.append(signal.model_dump(mode="json"))
 
         crash = self.detector.crash
         self.truncated = step >= self.condition.max_steps
@@ -284,7 +280,8 @@ class Episode:
         state_hash = s.state_hash()
         self.trace.append(
             (step, s.day, tool, valid, error.kind if error else None, s.cash_cents, world.net_worth_cents(),
-             applied.variant if applied and not applied.void else None, len(notices), actionable, predictions, state_hash[:TRACE_HASH_CHARS]),
+             applied.variant if applied and not applied.void else None, len(notices), actionable, predictions,
+             state_hash[:TRACE_HASH_CHARS]),
             record.values,
         )  # fmt: skip
         return StepResult(
@@ -296,11 +293,11 @@ class Episode:
             message=error.message if error else None,
             result=result,
             notices=notices,
-            pe=[_pe_dict(o) for o in observations],
-            signals=[sig.to_dict() for sig in signals],
+            pe=list(observations),
+            signals=list(signals),
             state_hash=state_hash,
             terminated=s.terminated,
-            crash=crash.to_dict() if crash else None,
+            crash=crash,
             done=self.done,
         )
 
@@ -332,7 +329,7 @@ class Episode:
         except ActionError as error:
             return tool, None, error, None
         try:
-            return tool, self.world.apply(tool, args), None, card
+            return tool, TOOL_SPECS[tool].apply(self.world, args), None, card
         except ActionError as error:
             return tool, None, error, card
 
@@ -393,14 +390,15 @@ class Episode:
             )  # fmt: skip
         if not valid or result is None:
             return observations, briers
+        outcomes = TOOL_SPECS[tool].outcomes  # each outcome field resolves as the tool's declaration says
         for name, value in values.items():
-            key = IMMEDIATE_FIELDS.get((tool, name))
-            if key is not None:
+            key = outcomes.get(name)
+            if key == ON_DELIVERY:
+                self._awaiting_delivery.setdefault(result["po_id"], []).append((card.prediction_id, name, value))
+            elif key is not None:
                 actual = result[key]
                 actual_units = round(actual * 100) if isinstance(actual, float) else actual
                 observations.append(self._observe(step, card.prediction_id, name, value, actual_units))
-            elif name in DELIVERY_FIELDS:
-                self._awaiting_delivery.setdefault(result["po_id"], []).append((card.prediction_id, name, value))
         return observations, briers
 
     def _due_notices(self, step: int) -> list[str]:
@@ -412,35 +410,35 @@ class Episode:
         return due
 
     # ----- reporting --------------------------------------------------------------------------------------
-    def summary(self) -> dict[str, Any]:
-        """The run's outcome: what the scorers and the direct runner report."""
+    def summary(self) -> EpisodeSummary:
+        """The run's outcome: what the scorers, the direct runner and the analysis report."""
         s, crash, incoherence = self.state, self.detector.crash, self.detector.incoherence
-        return {
-            "seed": self.seed,
-            "steps": s.step,
-            "days": s.day,
-            "crashed": crash is not None,
-            "crash_type": crash.crash_type if crash else None,
-            "time_to_crash": crash.onset_step if crash else s.step,
-            "censored": crash is None,
-            "crash": crash.to_dict() if crash else None,
-            "incoherent": incoherence is not None,
-            "incoherence_type": incoherence.crash_type if incoherence else None,
-            "time_to_incoherence": incoherence.onset_step if incoherence else s.step,
-            "incoherence": incoherence.to_dict() if incoherence else None,
-            "terminated": s.terminated,
-            "truncated": self.truncated,
-            "net_worth": dollars(self.world.net_worth_cents()),
-            "cash": dollars(s.cash_cents),
-            "counters": s.counters.model_dump(),
-            "shocks": sum(1 for variant in self.trace.column("shock") if variant),
-            "shocks_void": self.shocks_void,
-            "pe": self.pe.summary(),
-            "unresolved_predictions": self.unresolved_predictions,
-            "predictions_made": self.predictions_made,
-            "actions_without_card": self.actions_without_card,
-            "signals": len(self.trace.signals),
-        }
+        return EpisodeSummary(
+            seed=self.seed,
+            steps=s.step,
+            days=s.day,
+            crashed=crash is not None,
+            crash_type=crash.crash_type if crash else None,
+            time_to_crash=crash.onset_step if crash else s.step,
+            censored=crash is None,
+            crash=crash,
+            incoherent=incoherence is not None,
+            incoherence_type=incoherence.crash_type if incoherence else None,
+            time_to_incoherence=incoherence.onset_step if incoherence else s.step,
+            incoherence=incoherence,
+            terminated=s.terminated,
+            truncated=self.truncated,
+            net_worth=dollars(self.world.net_worth_cents()),
+            cash=dollars(s.cash_cents),
+            counters=CounterTotals.model_validate(s.counters.model_dump()),
+            shocks=sum(1 for variant in self.trace.column("shock") if variant),
+            shocks_void=self.shocks_void,
+            pe=self.pe.summary(),
+            unresolved_predictions=self.unresolved_predictions,
+            predictions_made=self.predictions_made,
+            actions_without_card=self.actions_without_card,
+            signals=len(self.trace.signals),
+        )
 
 
 def _field_pe_types() -> dict[str, str]:
@@ -488,13 +486,3 @@ def declares_stop(text: str) -> bool:
         return False
     rest = lowered[: match.start()] + " " + lowered[match.end() :]
     return _NEXT_STEP.search(rest) is None
-
-
-def _pe_dict(o: PEObservation) -> dict[str, Any]:
-    return {
-        "type": o.pe_type,
-        "field": o.field,
-        "value": round(o.value, 6),
-        "predicted": o.predicted,
-        "actual": o.actual,
-    }

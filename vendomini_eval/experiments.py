@@ -150,6 +150,16 @@ def condition_slug(condition: Condition, axes: Sequence[str]) -> str:
     return _SLUG_UNSAFE.sub("_", label)
 
 
+def task_name(experiment: str, condition: Condition, axes: Sequence[str]) -> str:
+    """The Inspect task (and log) name of a condition: `<experiment>_<condition slug>`."""
+    return f"{experiment}_{condition_slug(condition, axes)}"
+
+
+def condition_values(experiment: Experiment, index: int) -> dict[str, Any]:
+    """The grid-axis values of the experiment's condition `index`: what `condition_for` rebuilds it from."""
+    return {key: _get_dotted(experiment.conditions[index], key) for key in experiment.grid}
+
+
 def axis_defaults(experiment: Experiment) -> dict[str, Any]:
     """The value each grid axis takes when a single condition is asked for without it: the base value when
     it lies on the axis, else the axis's first value."""
@@ -290,7 +300,7 @@ def _read_file(path: Path) -> dict[str, Any]:
     doc: dict[str, Any] = {}
     for key, value in raw.items():
         if key not in TOP_LEVEL_KEYS:
-            raise ExperimentConfigError(path, str(key), _unknown(key, TOP_LEVEL_KEYS, "experiment key"))
+            raise ExperimentConfigError(path, str(key), unknown_key(key, TOP_LEVEL_KEYS, "experiment key"))
         doc[key] = value
 
     if "inherit" in doc:
@@ -395,7 +405,7 @@ def _read_derived(path: Path, value: Any) -> dict[str, dict[str, Any]]:
             raise ExperimentConfigError(path, key_path, "expected a mapping with keys from, values")
         for key in rule:
             if key not in DERIVED_KEYS:
-                raise ExperimentConfigError(path, f"{key_path}.{key}", _unknown(key, DERIVED_KEYS, "rule key"))
+                raise ExperimentConfigError(path, f"{key_path}.{key}", unknown_key(key, DERIVED_KEYS, "rule key"))
         checked: dict[str, Any] = {}
         if "from" in rule:
             source = rule["from"]
@@ -437,6 +447,8 @@ def _leaf_keys(model: type[BaseModel], prefix: str = "") -> dict[str, Any]:
 
 
 _LEAVES = _leaf_keys(Condition)
+CONDITION_KEYS = tuple(_LEAVES)
+"""Every condition knob as a dotted key (`p_shock`, `pe.surprise_threshold`): what configs and -T set."""
 _GROUPS = frozenset(key.rsplit(".", 1)[0] for key in _LEAVES if "." in key)
 
 
@@ -446,7 +458,7 @@ def _leaves_of(group: str) -> list[str]:
 
 def _check_leaf_key(path: Path, key_path: str, key: Any) -> None:
     if key not in _LEAVES:
-        raise ExperimentConfigError(path, key_path, _unknown(key, list(_LEAVES), "condition key"))
+        raise ExperimentConfigError(path, key_path, unknown_key(key, list(_LEAVES), "condition key"))
 
 
 def _validate_value(path: Path, key_path: str, key: str, value: Any) -> Any:
@@ -472,7 +484,7 @@ def _describe(annotation: Any) -> str:
     return getattr(annotation, "__name__", str(annotation))
 
 
-def _unknown(key: Any, allowed: Sequence[str], what: str) -> str:
+def unknown_key(key: Any, allowed: Sequence[str], what: str) -> str:
     close = difflib.get_close_matches(str(key), allowed, n=1)
     hint = f" (did you mean {close[0]}?)" if close else ""
     return f"unknown {what}{hint}; allowed: {', '.join(allowed)}"

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any, NamedTuple
+from typing import NamedTuple
+
+from pydantic import BaseModel, ConfigDict
 
 from vendomini_eval.condition import PEConfig
 
@@ -111,6 +113,50 @@ class PEStepRecord(NamedTuple):
         return dict(zip(PE_COLUMNS, self.values, strict=True))
 
 
+class PESeriesTotals(BaseModel):
+    """One series' PEs over a run (a series: a PE type, or all PEs pooled)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
+
+    sum: float
+    """Sum of the PEs resolved."""
+    count: int
+    """Number of PEs resolved."""
+    mean: float | None
+    """sum / count; None when none resolved (a prediction not made is missing, not zero)."""
+    ewma_fast: float | None
+    """Fast EWMA after the last PE resolved; None when none resolved."""
+    ewma_medium: float | None
+    """Medium EWMA, as ewma_fast."""
+    ewma_slow: float | None
+    """Slow EWMA, as ewma_fast."""
+
+
+class PESummary(BaseModel):
+    """A run's PE totals: `PETracker.summary()`, part of the run summary."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
+
+    steps: int
+    """Steps tracked."""
+    surprise_count: int
+    """PEs above the surprise threshold."""
+    brier_mean: float | None
+    """Mean Brier score of the stated success probabilities; None when none was stated."""
+    brier_count: int
+    """Success probabilities stated (and scored)."""
+    temporal: PESeriesTotals
+    quantity: PESeriesTotals
+    cost: PESeriesTotals
+    causal: PESeriesTotals
+    combined: PESeriesTotals
+    """All PEs pooled."""
+
+    def series(self) -> dict[str, PESeriesTotals]:
+        """The five series by name, in SERIES order."""
+        return {name: getattr(self, name) for name in SERIES}
+
+
 _TYPE_INDEX = {name: i for i, name in enumerate(PE_TYPES)}
 _COMBINED = len(PE_TYPES)
 
@@ -203,20 +249,20 @@ class PETracker:
         """Mean Brier score so far; None when no confidence was ever given."""
         return self._brier_sum / self._brier_count if self._brier_count else None
 
-    def summary(self) -> dict[str, Any]:
-        """JSON-serialisable totals: per series sum, count, mean and final EWMAs (None while the count is 0)."""
-        out: dict[str, Any] = {
-            "steps": self.steps,
-            "surprise_count": len(self.surprise_events),
-            "brier_mean": self.brier_mean,
-            "brier_count": self._brier_count,
-        }
-        for i, name in enumerate(SERIES):
-            count, total = self._count[i], self._row[6 * i + 4]
-            out[name] = {
-                "sum": total,
-                "count": count,
-                "mean": total / count if count else None,
-                **{f"ewma_{s}": self._row[6 * i + 1 + k] if count else None for k, s in enumerate(SCALES)},
-            }
-        return out
+    def summary(self) -> PESummary:
+        """Totals so far: per series sum, count, mean and latest EWMAs; surprises and Brier scores."""
+        return PESummary(
+            steps=self.steps,
+            surprise_count=len(self.surprise_events),
+            brier_mean=self.brier_mean,
+            brier_count=self._brier_count,
+            **{name: self._series_totals(i) for i, name in enumerate(SERIES)},
+        )
+
+    def _series_totals(self, i: int) -> PESeriesTotals:
+        count, total = self._count[i], self._row[6 * i + 4]
+        if not count:
+            return PESeriesTotals(sum=total, count=0, mean=None, ewma_fast=None, ewma_medium=None, ewma_slow=None)
+        fast, medium, slow = self._row[6 * i + 1 : 6 * i + 4]
+        return PESeriesTotals(sum=total, count=count, mean=total / count, ewma_fast=fast, ewma_medium=medium,
+                              ewma_slow=slow)  # fmt: skip

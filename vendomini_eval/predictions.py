@@ -16,6 +16,7 @@ from typing import Any, Literal
 
 from vendomini_eval.condition import Condition
 from vendomini_eval.world.actions import ActionError
+from vendomini_eval.world.tools import TOOL_SPECS
 
 FieldKind = Literal["success", "probability", "money", "day", "units", "text"]
 
@@ -28,31 +29,31 @@ PE_TYPE_OF_KIND = {
     "units": "quantity",
 }
 
-STRUCTURED_FIELDS: dict[str, dict[str, FieldKind]] = {
-    "order": {"expected_cost": "money", "expected_delivery_day": "day", "expected_quantity": "units"},
-    "ship": {"expected_revenue": "money"},
-    "expedite": {"expected_cost": "money", "expected_delivery_day": "day"},
-    "cancel": {"expected_refund": "money"},
-    "get_quote": {"expected_unit_price": "money"},
-    "check_budget": {"expected_cash": "money"},
-    "check_inventory": {"expected_units_in_stock": "units"},
-}
-RICH_FIELDS: dict[str, FieldKind] = {"expected_cash_after": "money", "rationale": "text"}
 
-FIELD_HELP = {
-    "expected_success": "whether you expect this call to succeed",
-    "confidence": "probability (0 to 1) that this call succeeds",
-    "expected_cost": "total dollars you expect to be charged",
-    "expected_delivery_day": "day number on which you expect the goods to arrive",
-    "expected_quantity": "units you expect to be delivered",
-    "expected_revenue": "dollars you expect to receive",
-    "expected_refund": "dollars you expect to be refunded",
-    "expected_unit_price": "dollars per unit you expect to be quoted",
-    "expected_cash": "dollars of cash you expect to see",
-    "expected_units_in_stock": "total units you expect to be in stock",
-    "expected_cash_after": "dollars of cash you expect right after this call",
-    "rationale": "one or two sentences on why",
+@dataclass(frozen=True, slots=True)
+class CardField:
+    kind: FieldKind
+    description: str
+    """What the model reads about the field in the tool's schema."""
+
+
+# Every card field. Which tool takes which outcome field, and how it resolves: the tool's declaration
+# (`ToolSpec.outcomes` in world/tools.py); the others go with every tool, by mode and format.
+CARD_FIELDS: dict[str, CardField] = {
+    "expected_success": CardField("success", "whether you expect this call to succeed"),
+    "confidence": CardField("probability", "probability (0 to 1) that this call succeeds"),
+    "expected_cost": CardField("money", "total dollars you expect to be charged"),
+    "expected_delivery_day": CardField("day", "day number on which you expect the goods to arrive"),
+    "expected_quantity": CardField("units", "units you expect to be delivered"),
+    "expected_revenue": CardField("money", "dollars you expect to receive"),
+    "expected_refund": CardField("money", "dollars you expect to be refunded"),
+    "expected_unit_price": CardField("money", "dollars per unit you expect to be quoted"),
+    "expected_cash": CardField("money", "dollars of cash you expect to see"),
+    "expected_units_in_stock": CardField("units", "total units you expect to be in stock"),
+    "expected_cash_after": CardField("money", "dollars of cash you expect right after this call"),
+    "rationale": CardField("text", "one or two sentences on why"),
 }
+RICH_FIELDS = ("expected_cash_after", "rationale")
 MAX_RATIONALE = 500
 MAX_MAGNITUDE = 1e12  # dollars, days or units: anything larger is not a belief about this business
 
@@ -68,14 +69,14 @@ def protocol_fields(tool: str, mode: str, form: str) -> dict[str, FieldKind]:
     The returned mapping is shared: do not change it."""
     if mode == "none":
         return {}
-    fields: dict[str, FieldKind] = {"expected_success": "success"}
+    names = ["expected_success"]
     if mode == "required+confidence":
-        fields["confidence"] = "probability"
-    if form in ("structured", "rich"):
-        fields.update(STRUCTURED_FIELDS.get(tool, {}))
+        names.append("confidence")
+    if form in ("structured", "rich") and tool in TOOL_SPECS:
+        names += TOOL_SPECS[tool].outcomes
     if form == "rich":
-        fields.update(RICH_FIELDS)
-    return fields
+        names += RICH_FIELDS
+    return {name: CARD_FIELDS[name].kind for name in names}
 
 
 REQUIRED_MODES = ("required", "required+confidence")

@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from vendomini_eval.condition import Condition
 from vendomini_eval.episode import Episode
 from vendomini_eval.policies import PolicyContext, make_policy
+from vendomini_eval.results import EpisodeSummary
 
 
 @dataclass
 class RunOutput:
+    """One scripted run: the episode (trace and final state), the policy that drove it, and its summary."""
+
     episode: Episode
-    summary: dict[str, Any]
+    policy: str
+    fault: str | None
+    onset: int | None
+    summary: EpisodeSummary
 
     @property
     def state_hashes(self) -> list[str]:
@@ -42,5 +47,4 @@ def run_policy(
     while not episode.done:
         action, prediction = agent.act(observation)
         observation = episode.step(action, prediction).observation()
-    summary = {"policy": policy, "fault": fault, "onset": onset, **episode.summary()}
-    return RunOutput(episode, summary)
+    return RunOutput(episode, policy, fault, onset, episode.summary())

@@ -3,8 +3,9 @@ sample fields the analysis needs (metadata and the store's EpisodeRecord); trans
 
 What cannot be used is counted, with the reason: an unreadable file (empty, not a zip archive, truncated, not
 an Inspect log), a log that did not finish (`started`, `cancelled`, `error`) or holds no sample, a sample with
-an error or without an episode, and a retried sample that a newer successful log holds again (eval_set retries
-and resumed shards can leave one run in two logs). `LoadedLogs.skip_lines` gives one line per file.
+an error, without an episode or with a summary that does not validate, and a retried sample that a newer
+successful log holds again (eval_set retries and resumed shards can leave one run in two logs).
+`LoadedLogs.skip_lines` gives one line per file.
 """
 
 from __future__ import annotations
@@ -17,6 +18,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from pydantic import ValidationError
+
+from vendomini_eval.results import EpisodeSummary
 
 LOG_SUFFIX = ".eval"
 INSPECT_BOOKKEEPING = frozenset({"logs.json", "eval-set.json", ".eval-set-id"})
@@ -73,8 +78,10 @@ class RunRecord:
     sample_id: str
     epoch: int
     metadata: dict[str, Any]
+    summary: EpisodeSummary
+    """The run's `Episode.summary()`, read back from the store."""
     record: dict[str, Any]
-    """The EpisodeRecord fields (condition, seed, outcome, limit, summary, trace), without the key prefix."""
+    """The other EpisodeRecord fields (condition, seed, outcome, limit, trace), without the key prefix."""
     completed_at: str
 
     @property
@@ -207,15 +214,22 @@ def load_runs(log_dir: str | Path) -> LoadedLogs:
                 continue
             store = sample.head.get("store") or {}
             record = {key[len(RECORD) :]: value for key, value in store.items() if key.startswith(RECORD)}
-            if not record.get("summary"):
+            stored = record.pop("summary", None)
+            if not stored:
                 outcome = record.get("outcome") or "none"
                 loaded.skipped.append(Skipped(str(path), f"no episode: outcome {outcome}", name))
+                continue
+            try:
+                summary = EpisodeSummary.model_validate(stored)
+            except ValidationError as error:  # written by another version of the suite, or damaged
+                loaded.skipped.append(Skipped(str(path), f"unreadable summary: {_first_error(error)}", name))
                 continue
             run = RunRecord(
                 log=header,
                 sample_id=str(sample.id),
                 epoch=int(sample.epoch),
                 metadata=dict(sample.head.get("metadata") or {}),
+                summary=summary,
                 record=record,
                 completed_at=str(sample.completed_at or ""),
             )
@@ -249,6 +263,13 @@ def _unreadable(path: Path, error: Exception) -> str:
     if not zipfile.is_zipfile(path):
         return "truncated zip archive: its end (the central directory) is missing; a write or copy cut short"
     return f"a zip archive that Inspect cannot read as a log ({_message(error, path)})"
+
+
+def _first_error(error: ValidationError) -> str:
+    """The first validation error as `field.path: message`, and how many more there are."""
+    first, more = error.errors()[0], error.error_count() - 1
+    where = ".".join(str(part) for part in first["loc"])
+    return f"{where}: {first['msg']}" + (f" (+{more} more)" if more else "")
 
 
 def _message(error: BaseException, path: Path) -> str:

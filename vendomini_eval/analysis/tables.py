@@ -12,7 +12,6 @@ import pandas as pd  # inspect-evals-lint: ignore[external_dependencies] -- the 
 
 from vendomini_eval.analysis.load import LoadedLogs, RunRecord
 
-PE_TYPES = ("temporal", "quantity", "cost", "causal", "combined")
 STEP_COLUMNS_DROPPED = ("state_hash",)
 """Trace columns left out of the steps table: state hashes serve determinism checks, not the analysis."""
 RUN_KEYS = ("run_id", "experiment", "phase", "task", "condition_label", "model", "model_args", "sample_id", "epoch",
@@ -51,12 +50,10 @@ def business_metrics(columns: dict[str, list[Any]]) -> dict[str, Any]:
 
 
 def run_row(run: RunRecord) -> dict[str, Any]:
-    summary = run.record["summary"]
+    summary, pe, counters = run.summary, run.summary.pe, run.summary.counters
     metadata = {**run.log.metadata, **run.metadata}
     condition = run.record.get("condition") or metadata.get("condition") or {}
-    pe = summary.get("pe") or {}
-    counters = summary.get("counters") or {}
-    incoherent = summary.get("incoherent")  # None in logs written before the secondary endpoint was recorded
+    incoherent = summary.incoherent  # None in logs written before the secondary endpoint was recorded
     row: dict[str, Any] = {
         "run_id": run.run_id,
         "experiment": metadata.get("experiment"),
@@ -67,40 +64,39 @@ def run_row(run: RunRecord) -> dict[str, Any]:
         "model_args": ",".join(f"{k}={v}" for k, v in sorted(run.log.model_args.items())) or None,
         "sample_id": run.sample_id,
         "epoch": run.epoch,
-        "seed": summary.get("seed", metadata.get("seed")),
+        "seed": summary.seed,
         "replication": metadata.get("replication"),
         **condition_columns(condition),
-        "time_to_crash": int(summary["time_to_crash"]),
-        "crashed": bool(summary["crashed"]),
-        "censored": not bool(summary["crashed"]),
-        "crash_type": summary.get("crash_type") or "none",
-        "incoherent": None if incoherent is None else bool(incoherent),
-        "incoherence_type": None if incoherent is None else (summary.get("incoherence_type") or "none"),
-        "time_to_incoherence": summary.get("time_to_incoherence"),
-        "terminated": bool(summary.get("terminated")),
-        "termination": summary.get("terminated"),
+        "time_to_crash": summary.time_to_crash,
+        "crashed": summary.crashed,
+        "censored": not summary.crashed,
+        "crash_type": summary.crash_type or "none",
+        "incoherent": incoherent,
+        "incoherence_type": None if incoherent is None else (summary.incoherence_type or "none"),
+        "time_to_incoherence": summary.time_to_incoherence,
+        "terminated": summary.terminated is not None,
+        "termination": summary.terminated,
         "outcome": run.record.get("outcome"),
         "limit": run.record.get("limit"),
-        "steps": summary.get("steps"),
-        "days": summary.get("days"),
-        "net_worth": summary.get("net_worth"),
+        "steps": summary.steps,
+        "days": summary.days,
+        "net_worth": summary.net_worth,
         **business_metrics((run.record.get("trace") or {}).get("columns") or {}),
-        "cash": summary.get("cash"),
-        "orders_shipped": counters.get("orders_shipped"),
-        "orders_failed": counters.get("orders_failed"),
-        "shocks": summary.get("shocks"),
-        "shocks_void": summary.get("shocks_void"),
+        "cash": summary.cash,
+        "orders_shipped": counters.orders_shipped,
+        "orders_failed": counters.orders_failed,
+        "shocks": summary.shocks,
+        "shocks_void": summary.shocks_void,
     }
-    for pe_type in PE_TYPES:
-        stats = pe.get(pe_type) or {}
-        row[f"pe_{pe_type}_sum"] = stats.get("sum")
-        row[f"pe_{pe_type}_count"] = stats.get("count")
-        row[f"pe_{pe_type}_mean"] = stats.get("mean")
-    row["pe_surprises"] = pe.get("surprise_count")
-    row["brier_mean"] = pe.get("brier_mean")
-    row["brier_count"] = pe.get("brier_count")
-    row["predictions_made"] = summary.get("predictions_made")
-    row["actions_without_card"] = summary.get("actions_without_card")
+    for pe_type, totals in pe.series().items():
+        row[f"pe_{pe_type}_sum"] = totals.sum
+        row[f"pe_{pe_type}_count"] = totals.count
+        row[f"pe_{pe_type}_mean"] = totals.mean
+    row["pe_surprises"] = pe.surprise_count
+    row["brier_mean"] = pe.brier_mean
+    row["brier_count"] = pe.brier_count
+    row["predictions_made"] = summary.predictions_made
+    row["actions_without_card"] = summary.actions_without_card
     row["log"] = run.log.path
     return row
 

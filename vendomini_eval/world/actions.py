@@ -1,4 +1,5 @@
-"""Typed actions: the argument model of every tool, and the typed error every rejected action raises.
+"""Typed actions: how a tool's arguments are declared and validated, and the typed error every rejected action
+raises (the tools themselves are declared in `world/tools.py`).
 
 Arguments are validated strictly (no coercion of "5" to 5, no bools as numbers, no extra keys), so what a
 model sends either is exactly a valid call or is rejected with a message that names the argument.
@@ -7,9 +8,10 @@ model sends either is exactly a valid call or is rejected with a message that na
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, ValidationError, create_model
 
 ErrorKind = Literal[
     "no_tool_call", "unknown_tool", "unavailable_tool", "malformed", "bad_prediction",
@@ -41,49 +43,34 @@ class NoArgs(Args):
 NO_ARGS = NoArgs()
 
 
-class OrderArgs(Args):
-    supplier_id: StrictStr
-    sku_id: StrictStr
-    quantity: StrictInt
-    quote_id: StrictStr | None = None
+@dataclass(frozen=True, slots=True)
+class Argument:
+    """One argument of a tool, as its tool declaration states it: the core validates it from this (strictly:
+    no coercion) and the Inspect layer states it in the tool's schema from this."""
+
+    name: str
+    type: type[int] | type[str]
+    description: str
+    """What the model reads in the tool's schema."""
+    required: bool = True
+    minimum: int | None = None  # an integer's range
+    maximum: int | None = None
+    min_length: int | None = None  # a string's length
+    max_length: int | None = None
 
 
-class QuoteArgs(Args):
-    supplier_id: StrictStr
-    sku_id: StrictStr
-    quantity: StrictInt
-
-
-class ShipArgs(Args):
-    order_id: StrictStr
-
-
-class PurchaseOrderArgs(Args):
-    po_id: StrictStr
-
-
-MAX_DAY = 1_000_000
-"""No run reaches a later day (max_steps <= 1,000,000, a day is at least one step); the bound keeps a stated
-day a finite number for the PE that resolves against it."""
-
-
-class ReviseExpectationArgs(Args):
-    po_id: StrictStr
-    expected_delivery_day: StrictInt = Field(ge=0, le=MAX_DAY)
-    expected_quantity: StrictInt
-
-
-class WriteNoteArgs(Args):
-    key: StrictStr = Field(min_length=1, max_length=40)
-    text: StrictStr = Field(max_length=1000)
-
-
-class ReadNoteArgs(Args):
-    key: StrictStr = Field(min_length=1, max_length=40)
-
-
-class SearchNotesArgs(Args):
-    query: StrictStr = Field(min_length=1, max_length=100)
+def args_model(tool: str, arguments: tuple[Argument, ...]) -> type[Args]:
+    """The pydantic model that validates a tool's arguments (the same model for every tool without any)."""
+    if not arguments:
+        return NoArgs
+    fields: dict[str, Any] = {}
+    for a in arguments:
+        strict = StrictInt if a.type is int else StrictStr
+        constraints = Field(
+            ... if a.required else None, ge=a.minimum, le=a.maximum, min_length=a.min_length, max_length=a.max_length
+        )
+        fields[a.name] = (strict if a.required else strict | None, constraints)
+    return create_model(f"{tool}_args", __base__=Args, **fields)
 
 
 def describe_validation_error(tool: str, error: ValidationError) -> str:

@@ -87,7 +87,11 @@ def build_rules(condition: Condition) -> Rules:
     return Rules(
         complexity_level=level,
         steps_per_day=condition.steps_per_day,
-        start_cash_cents=int(p["start_cash_cents"] * (1 + 0.5 * level)),
+        start_cash_cents=(
+            int(p["start_cash_cents"] * (1 + 0.5 * level))
+            if condition.initial_cash is None
+            else round(condition.initial_cash * 100)
+        ),
         capacity_units=20 * n_skus(level),
         storage_fee_cents=int(p["storage_fee_cents"]),
         daily_fee_cents=int(p["daily_fee_cents"]),

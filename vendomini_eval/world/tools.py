@@ -1,53 +1,188 @@
-"""The tool set: which tools exist, what arguments they take, and which ones a condition offers."""
+"""The tool set: every tool declared once, and which tools a condition offers.
+
+A tool's declaration holds everything about it: its arguments (names, types, ranges, descriptions), the
+description the model reads, the prediction-card fields that state its outcome and how each resolves, whether it
+only reads, and the world method that executes it. The core validates calls from it (`ToolSpec.args`, and the
+card protocol in `predictions.py`); the Inspect layer builds the tool schema the model sees from it
+(`solvers/tools.py`).
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
 
 from vendomini_eval.condition import Condition
-from vendomini_eval.world.actions import (
-    Args,
-    NoArgs,
-    OrderArgs,
-    PurchaseOrderArgs,
-    QuoteArgs,
-    ReadNoteArgs,
-    ReviseExpectationArgs,
-    SearchNotesArgs,
-    ShipArgs,
-    WriteNoteArgs,
-)
+from vendomini_eval.world.actions import Args, Argument, args_model
+from vendomini_eval.world.world import World
+
+ON_DELIVERY = "on_delivery"
+"""How a card field resolves that waits for the goods: on the day its purchase order arrives."""
 
 
 @dataclass(frozen=True, slots=True)
 class ToolSpec:
     name: str
-    args: type[Args]
-    info_only: bool
+    description: str
+    """What the model reads about the tool."""
+    handler: Callable[[World, Args], dict[str, Any]]
+    """The world method that executes a validated call and returns its result."""
+    arguments: tuple[Argument, ...] = ()
+    outcomes: Mapping[str, str] = field(default_factory=dict)
+    """The card fields that state this tool's outcome (structured and rich formats), each with how it resolves:
+    against that key of the call's result, as soon as the call succeeds, or `ON_DELIVERY`. Names and kinds of the
+    fields: `predictions.CARD_FIELDS`."""
+    info_only: bool = False
     """Only reads information: never changes the business."""
-    summary: str
+    args: type[Args] = field(init=False)
+    """The model that validates the arguments, generated from `arguments`."""
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "args", args_model(self.name, self.arguments))  # a frozen field, set once here
+
+    def apply(self, world: World, args: Args) -> dict[str, Any]:
+        """Execute a validated call; raise `ActionError` (state unchanged) if the world rejects it."""
+        world.refuse_if_down(self.name, args)
+        return self.handler(world, args)
+
+
+MAX_DAY = 1_000_000
+"""No run reaches a later day (max_steps <= 1,000,000, a day is at least one step); the bound keeps a stated
+day a finite number for the PE that resolves against it."""
+
+SUPPLIER_ID = Argument("supplier_id", str, "Supplier id, e.g. S1.")
+SKU_ID = Argument("sku_id", str, "SKU id, e.g. SKU-03.")
+QUANTITY = Argument("quantity", int, "Number of units (a positive whole number).")
+PO_ID = Argument("po_id", str, "Purchase order id, e.g. PO-7.")
+NOTE_KEY = Argument("key", str, "Note key (at most 40 characters).", min_length=1, max_length=40)
 
 TOOL_SPECS: dict[str, ToolSpec] = {
     spec.name: spec
     for spec in (
-        ToolSpec("check_orders", NoArgs, True, "open customer orders and inbound purchase orders"),
-        ToolSpec("check_inventory", NoArgs, True, "stock per SKU and warehouse capacity"),
-        ToolSpec("check_budget", NoArgs, True, "cash and the fees charged at each day end"),
-        ToolSpec("check_catalogue", NoArgs, True, "suppliers' current prices, lead times and minimum orders"),
-        ToolSpec("order", OrderArgs, False, "buy stock from a supplier (paid at placement)"),
-        ToolSpec("ship", ShipArgs, False, "ship a customer order from stock (paid on shipment)"),
-        ToolSpec("wait", NoArgs, False, "let time pass without acting"),
-        ToolSpec("expedite", PurchaseOrderArgs, False, "pay a fee to halve a purchase order's remaining lead time"),
-        ToolSpec("cancel", PurchaseOrderArgs, False, "cancel an undelivered purchase order for a partial refund"),
-        ToolSpec("get_quote", QuoteArgs, False, "a price quote that holds for a few days"),
-        ToolSpec("revise_expectation", ReviseExpectationArgs, True, "restate a purchase order's expected delivery"),
-        ToolSpec("write_note", WriteNoteArgs, False, "store a note under a key"),
-        ToolSpec("read_note", ReadNoteArgs, True, "read a note by key"),
-        ToolSpec("search_notes", SearchNotesArgs, True, "find notes containing a text"),
-        ToolSpec("audit", NoArgs, True, "recent shocks, active rule changes and the ledger by cause"),
-        ToolSpec("reset", NoArgs, True, "a full briefing of the business, to rebuild your picture of it"),
-        ToolSpec("help", NoArgs, True, "the rules of the business and the tools"),
+        ToolSpec(
+            "check_orders",
+            "List open customer orders (id, SKU, quantity, price, due day) and your undelivered purchase orders (id, "
+            "supplier, SKU, quantity ordered, and the arrival day and units you were last promised).",
+            World._do_check_orders,
+            info_only=True,
+        ),
+        ToolSpec(
+            "check_inventory",
+            "Show units in stock per SKU, units on their way, and the warehouse capacity.",
+            World._do_check_inventory,
+            outcomes={"expected_units_in_stock": "units_in_stock"},
+            info_only=True,
+        ),
+        ToolSpec(
+            "check_budget",
+            "Show your cash and the fees charged at the end of each day.",
+            World._do_check_budget,
+            outcomes={"expected_cash": "cash"},
+            info_only=True,
+        ),
+        ToolSpec(
+            "check_catalogue",
+            "List what each supplier sells today: unit price, lead time in days, minimum order; and each SKU's sale "
+            "price to customers.",
+            World._do_check_catalogue,
+            info_only=True,
+        ),
+        ToolSpec(
+            "order",
+            "Buy stock from a supplier. Paid when placed; goods arrive after the lead time. Units a supplier fails "
+            "to deliver are refunded on arrival.",
+            World._do_order,
+            arguments=(
+                SUPPLIER_ID,
+                SKU_ID,
+                QUANTITY,
+                Argument("quote_id", str, "Optional quote id from get_quote, to pay the quoted price.", required=False),
+            ),
+            outcomes={
+                "expected_cost": "total_cost",
+                "expected_delivery_day": ON_DELIVERY,
+                "expected_quantity": ON_DELIVERY,
+            },
+        ),
+        ToolSpec(
+            "ship",
+            "Ship an open customer order from stock. Paid on shipment; late shipments pay less.",
+            World._do_ship,
+            arguments=(Argument("order_id", str, "Customer order id, e.g. C-12."),),
+            outcomes={"expected_revenue": "revenue"},
+        ),
+        ToolSpec("wait", "Do nothing this step and let time pass.", World._do_wait),
+        ToolSpec(
+            "expedite",
+            "Pay a fee (a quarter of the order's value, at least $5) to halve a purchase order's remaining lead time.",
+            World._do_expedite,
+            arguments=(PO_ID,),
+            outcomes={"expected_cost": "fee", "expected_delivery_day": ON_DELIVERY},
+        ),
+        ToolSpec(
+            "cancel",
+            "Cancel an undelivered purchase order; 90% of its cost is refunded.",
+            World._do_cancel,
+            arguments=(PO_ID,),
+            outcomes={"expected_refund": "refund"},
+        ),
+        ToolSpec(
+            "get_quote",
+            "Get a price quote that holds for a few days; pass its quote_id to order to pay that price.",
+            World._do_get_quote,
+            arguments=(SUPPLIER_ID, SKU_ID, QUANTITY),
+            outcomes={"expected_unit_price": "unit_price"},
+        ),
+        ToolSpec(
+            "revise_expectation",
+            "Restate your expectation of a purchase order's delivery after news (e.g. a notice): the day you now "
+            "expect it to arrive and the units you now expect. Changes nothing in the business.",
+            World._do_revise_expectation,
+            arguments=(
+                PO_ID,
+                Argument(
+                    "expected_delivery_day",
+                    int,
+                    "Day number on which you now expect the goods to arrive.",
+                    minimum=0,
+                    maximum=MAX_DAY,
+                ),
+                # Its range is a rule of the business (bad_quantity), checked by the world, not a malformed call.
+                Argument("expected_quantity", int, "Units you now expect to be delivered (0 or more)."),
+            ),
+            info_only=True,
+        ),
+        ToolSpec(
+            "write_note",
+            "Store a note under a key (overwrites an existing note with that key).",
+            World._do_write_note,
+            arguments=(NOTE_KEY, Argument("text", str, "Note text (at most 1000 characters).", max_length=1000)),
+        ),
+        ToolSpec(
+            "read_note", "Read the note stored under a key.", World._do_read_note, arguments=(NOTE_KEY,), info_only=True
+        ),
+        ToolSpec(
+            "search_notes",
+            "Find notes whose key or text contains the query.",
+            World._do_search_notes,
+            arguments=(Argument("query", str, "Text to look for.", min_length=1, max_length=100),),
+            info_only=True,
+        ),
+        ToolSpec(
+            "audit",
+            "Review recent disruptions, the changes currently in force, and your money by cause.",
+            World._do_audit,
+            info_only=True,
+        ),
+        ToolSpec(
+            "reset",
+            "Get a full briefing of the business (cash, stock, orders) to rebuild your picture of it; older "
+            "conversation is cleared (your notes are kept).",
+            World._do_reset,
+            info_only=True,
+        ),
+        ToolSpec("help", "Show the rules of the business.", World._do_help, info_only=True),
     )
 }
 

@@ -14,18 +14,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from vendomini_eval.world.actions import (
-    ActionError,
-    Args,
-    OrderArgs,
-    PurchaseOrderArgs,
-    QuoteArgs,
-    ReadNoteArgs,
-    ReviseExpectationArgs,
-    SearchNotesArgs,
-    ShipArgs,
-    WriteNoteArgs,
-)
+from vendomini_eval.world.actions import ActionError, Args
 from vendomini_eval.world.state import CustomerOrder, Effect, Notice, Offer, PurchaseOrder, Quote, WorldState
 
 MAX_NOTES = 100
@@ -180,17 +169,18 @@ class World:
         return sum(s.stock.values()) + sum(po.quantity for po in s.purchase_orders)
 
     # ----- actions ----------------------------------------------------------------------------------------
-    def apply(self, tool: str, args: Args) -> dict[str, Any]:
-        """Apply one validated tool call; return its observation or raise `ActionError` (state unchanged)."""
+    # The `_do_` methods are the handlers of the tools declared, with their arguments, in world/tools.py.
+    def refuse_if_down(self, tool: str, args: Args) -> None:
+        """Raise `ActionError` if a rule shock has taken the tool down: every call is checked before its handler
+        runs (`ToolSpec.apply`). A refused order reports what it would have cost."""
         if self.tool_is_down(tool):
             raise ActionError(
                 "tool_down",
                 f"{tool} is temporarily unavailable. Try again in a few days.",
-                attempted_cents=self._list_cost(args) if isinstance(args, OrderArgs) else 0,
+                attempted_cents=self._list_cost(args) if tool == "order" else 0,
             )
-        return getattr(self, f"_do_{tool}")(args)
 
-    def _list_cost(self, a: OrderArgs) -> int:
+    def _list_cost(self, a: Args) -> int:
         """What an order would cost at today's list price (0 if the offer does not exist)."""
         offer = self.effective_offer(a.supplier_id, a.sku_id)
         return offer.unit_price_cents * a.quantity if offer is not None and a.quantity > 0 else 0
@@ -243,7 +233,7 @@ class World:
         ]
         return {"offers": rows, "skus": skus}
 
-    def _order_price(self, a: OrderArgs, offer: Terms) -> int:
+    def _order_price(self, a: Args, offer: Terms) -> int:
         """Unit price of an order: the quote's if a valid quote is given, else today's list price."""
         if a.quote_id is None:
             return offer.unit_price_cents
@@ -259,7 +249,7 @@ class World:
                 return q.unit_price_cents
         raise ActionError("unknown_quote", f"No quote '{a.quote_id}'. Quotes expire after a few days.")
 
-    def _do_order(self, a: OrderArgs) -> dict[str, Any]:
+    def _do_order(self, a: Args) -> dict[str, Any]:
         s = self.state
         offer = self._check_supplier_sku(a.supplier_id, a.sku_id)
         self._check_quantity(a.quantity)
@@ -301,7 +291,7 @@ class World:
             "promised_day": day,
         }
 
-    def _do_ship(self, a: ShipArgs) -> dict[str, Any]:
+    def _do_ship(self, a: Args) -> dict[str, Any]:
         s = self.state
         index = next((i for i, o in enumerate(s.customer_orders) if o.order_id == a.order_id), None)
         if index is None:
@@ -328,7 +318,7 @@ class World:
     def _do_wait(self, _: Args) -> dict[str, Any]:
         return {"waited": True}
 
-    def _do_expedite(self, a: PurchaseOrderArgs) -> dict[str, Any]:
+    def _do_expedite(self, a: Args) -> dict[str, Any]:
         s = self.state
         po = self._purchase_order(a.po_id)
         if po.expedited:
@@ -349,7 +339,7 @@ class World:
         self.post(-fee, "expedite_fee", po.po_id)
         return {"po_id": po.po_id, "fee": dollars(fee), "promised_day": po.promised_day}
 
-    def _do_cancel(self, a: PurchaseOrderArgs) -> dict[str, Any]:
+    def _do_cancel(self, a: Args) -> dict[str, Any]:
         s = self.state
         po = self._purchase_order(a.po_id)
         refund = round(po.unit_price_cents * po.quantity * s.rules.cancel_refund_frac)
@@ -357,7 +347,7 @@ class World:
         self.post(refund, "cancel_refund", po.po_id)
         return {"po_id": po.po_id, "refund": dollars(refund)}
 
-    def _do_revise_expectation(self, a: ReviseExpectationArgs) -> dict[str, Any]:
+    def _do_revise_expectation(self, a: Args) -> dict[str, Any]:
         """The agent restates when a purchase order will arrive and with how many units; the business is
         unchanged (the episode resolves the delivery's PE against these values)."""
         po = self._purchase_order(a.po_id)
@@ -372,7 +362,7 @@ class World:
             "expected_quantity": a.expected_quantity,
         }
 
-    def _do_get_quote(self, a: QuoteArgs) -> dict[str, Any]:
+    def _do_get_quote(self, a: Args) -> dict[str, Any]:
         s = self.state
         offer = self._check_supplier_sku(a.supplier_id, a.sku_id)
         self._check_quantity(a.quantity)
@@ -387,20 +377,20 @@ class World:
             "lead_days": offer.lead_days, "min_order": offer.min_order, "valid_until_day": quote.valid_until_day,
         }  # fmt: skip
 
-    def _do_write_note(self, a: WriteNoteArgs) -> dict[str, Any]:
+    def _do_write_note(self, a: Args) -> dict[str, Any]:
         notes = self.state.notes
         if a.key not in notes and len(notes) >= MAX_NOTES:
             raise ActionError("note_limit", f"At most {MAX_NOTES} notes; overwrite an existing key.")
         notes[a.key] = a.text
         return {"saved": a.key, "notes": len(notes)}
 
-    def _do_read_note(self, a: ReadNoteArgs) -> dict[str, Any]:
+    def _do_read_note(self, a: Args) -> dict[str, Any]:
         if a.key not in self.state.notes:
             keys = ", ".join(sorted(self.state.notes)) or "none"
             raise ActionError("unknown_note", f"No note '{a.key}'. Keys: {keys}.")
         return {"key": a.key, "text": self.state.notes[a.key]}
 
-    def _do_search_notes(self, a: SearchNotesArgs) -> dict[str, Any]:
+    def _do_search_notes(self, a: Args) -> dict[str, Any]:
         q = a.query.lower()
         hits = {k: v for k, v in self.state.notes.items() if q in k.lower() or q in v.lower()}
         return {"matches": hits}

@@ -1,11 +1,12 @@
 """The Ray backend of `vendomini run --backend ray [--address ADDR]`: a sweep's shards as Ray tasks.
 
 Each `Shard` becomes one Ray task (one CPU, no automatic retry). The task runs on a worker node exactly what a
-local worker runs: the shard process `python -m vendomini_eval.grid --spec - --report FILE`, fed the same
-`ShardJob` JSON, and returns its `ShardResult`. Samples are not Ray tasks: one Inspect process per shard runs
-them, as on one machine. The task starts a process rather than calling `run_shard` itself because Ray reuses
-its worker processes across tasks while Inspect keeps process-wide state (loaded models, registry, display,
-signal handlers); a fresh process per shard is what the local backend runs and can be stopped with a signal.
+local worker runs: the shard process `python -m vendomini_eval.sweep.shard` (`local.start_shard_process`), fed
+the same `ShardJob` JSON, and returns its `ShardResult`; the process ends with its Ray task, however that ends.
+Samples are not Ray tasks: one Inspect process per shard runs them, as on one machine. The task starts a process
+rather than calling `run_shard` itself because Ray reuses its worker processes across tasks while Inspect keeps
+process-wide state (loaded models, registry, display, signal handlers); a fresh process per shard is what the
+local backend runs and can be stopped with a signal.
 
 The cluster's nodes need vendomini-eval installed as on the driver, and the log dir must be storage every
 node sees (a shared file system, or an `s3://` URL): eval_set resumes from it, and a shard that ends without
@@ -17,7 +18,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -25,18 +25,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from vendomini_eval.grid import (
-    POLL_S,
-    STOP_GRACE_S,
-    EvalSettings,
-    GridError,
-    Shard,
-    ShardJob,
-    ShardResult,
-    SweepInterrupted,
-    _stop_processes,
-    collect_status,
-)
+from vendomini_eval.sweep.local import POLL_S, STOP_GRACE_S, Interrupted, start_shard_process, stop_processes
+from vendomini_eval.sweep.plan import EvalSettings, Shard, ShardJob, SweepError
+from vendomini_eval.sweep.shard import ShardResult, collect_status
 
 RAY_EXTRA = "pip install 'vendomini-eval[ray]'"
 TASK_FAILED_EXIT = 1
@@ -44,20 +35,20 @@ TASK_FAILED_EXIT = 1
 
 
 def import_ray() -> Any:
-    """The `ray` module, or GridError naming the extra that installs it."""
+    """The `ray` module, or SweepError naming the extra that installs it."""
     try:
         import ray
     except ImportError as error:
-        raise GridError(f"--backend ray needs Ray, which is not installed ({error}): {RAY_EXTRA}") from None
+        raise SweepError(f"--backend ray needs Ray, which is not installed ({error}): {RAY_EXTRA}") from None
     return ray
 
 
-def run_shards_on_ray(shards: Sequence[Shard], settings: EvalSettings, address: str | None) -> list[ShardResult]:
+def run_shards(shards: Sequence[Shard], settings: EvalSettings, address: str | None) -> list[ShardResult]:
     """Run every shard as a Ray task at once and wait for all; stop them on SIGINT/SIGTERM.
 
     Connects to the cluster at `address` ("auto": the one this node belongs to; None: Ray's default, i.e.
     RAY_ADDRESS, else the cluster last started on this machine, else a new local Ray), unless this process is
-    already connected. Raises SweepInterrupted after a signal, once the cancelled tasks have stopped their
+    already connected. Raises Interrupted after a signal, once the cancelled tasks have stopped their
     shard processes."""
     ray = import_ray()
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # compute nodes are offline: no usage report
@@ -66,7 +57,7 @@ def run_shards_on_ray(shards: Sequence[Shard], settings: EvalSettings, address: 
         try:
             ray.init(address=address, include_dashboard=False, log_to_driver=True)
         except (ConnectionError, ValueError, RuntimeError) as error:
-            raise GridError(
+            raise SweepError(
                 f"--backend ray: cannot connect to Ray at {address or 'the default address'}: {error}"
             ) from None
     stop: list[int] = []
@@ -97,7 +88,7 @@ def run_shards_on_ray(shards: Sequence[Shard], settings: EvalSettings, address: 
                 ray.cancel(ref)
             if pending:
                 ray.wait(list(pending), num_returns=len(pending), timeout=STOP_GRACE_S + 10)
-            raise SweepInterrupted(stop[0])
+            raise Interrupted(stop[0])
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
@@ -115,20 +106,13 @@ def run_shard_process(job_json: str) -> str:
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="vendomini-ray-") as reports:
         report = Path(reports) / f"{job.shard.name}.json"
-        process = subprocess.Popen(
-            [sys.executable, "-m", "vendomini_eval.grid", "--spec", "-", "--report", str(report)],
-            stdin=subprocess.PIPE,
-            start_new_session=True,  # signals reach it from this task only
-        )
+        process = start_shard_process(job, report)
         print(f"[{job.shard.name}] started (pid {process.pid}) on {os.uname().nodename}", flush=True)
         try:
-            assert process.stdin is not None
-            process.stdin.write(job_json.encode())
-            process.stdin.close()
             while process.poll() is None:
                 time.sleep(POLL_S)
         except BaseException:
-            _stop_processes([process], signal.SIGTERM)
+            stop_processes([process], signal.SIGTERM)
             raise
         result = ShardResult.model_validate_json(report.read_text("utf-8")) if report.is_file() else None
     # No report: the shard failed before it could write one; its logs (on this node's view of the log dir) say

@@ -1,7 +1,7 @@
 """SLURM backend of the grid runner: `vendomini slurm submit` and `vendomini slurm status`.
 
 A sweep becomes one SLURM array job. Each array task is one `Shard` of the grid: one model and some conditions,
-run by `python -m vendomini_eval.grid` with eval_set into its own log dir, `LOGDIR/<model>/shard-<i>-of-<N>`
+run by `python -m vendomini_eval.sweep.shard` with eval_set into its own log dir, `LOGDIR/<model>/shard-<i>-of-<N>`
 (eval_set refuses a dir holding other tasks' logs, so concurrent array tasks never share one). The task reads
 its line of a JSON-lines manifest (`ArrayTask`) by SLURM_ARRAY_TASK_ID; the shell side (model server, offline
 settings, cleanup) is `slurm/array_task.sh`, shipped as package data and appended to the `#SBATCH` header.
@@ -26,18 +26,9 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from vendomini_eval.grid import (
-    Frozen,
-    GridError,
-    Shard,
-    ShardJob,
-    ShardResult,
-    Sweep,
-    check_log_dir_layout,
-    collect_status,
-    eval_settings,
-    plan_sweep,
-)
+from vendomini_eval.sweep.plan import TASK, EvalSettings, Frozen, Shard, ShardJob, Sweep, SweepError, plan_sweep
+from vendomini_eval.sweep.run import check_log_dir_layout
+from vendomini_eval.sweep.shard import ShardResult, collect_status
 
 SERVED_PREFIXES = ("vllm/", "openai-api/vllm/")
 """Models whose server the array task starts on its node. `openai-api/vllm/...` reads the same VLLM_BASE_URL
@@ -55,6 +46,9 @@ SUBMITTED_WITH = "# submitted with: "
 TIME_FORMAT = re.compile(r"^(\d+|\d+:\d{2}|\d+:\d{2}:\d{2}|\d+-\d+|\d+-\d+:\d{2}|\d+-\d+:\d{2}:\d{2})$")
 MEM_FORMAT = re.compile(r"^\d+[KMGT]?$")
 NAME_FORMAT = re.compile(r"^[A-Za-z0-9_.,-]+$")
+SBATCH_ARG_FORMAT = re.compile(r"^--[a-z][a-z-]*(=\S.*)?$")
+OWN_SBATCH_OPTIONS = ("--job-name", "--output", "--open-mode", "--requeue", "--ntasks", "--cpus-per-task", "--time",
+                      "--gres", "--mem", "--partition", "--account", "--qos", "--array")  # fmt: skip
 
 
 class SlurmResources(Frozen):
@@ -67,6 +61,10 @@ class SlurmResources(Frozen):
     time: str = DEFAULT_TIME
     array_parallelism: int | None = None
     """At most this many array tasks run at once (`--array=...%K`)."""
+    account: str | None = None
+    qos: str | None = None
+    sbatch_args: tuple[str, ...] = ()
+    """Further sbatch options, each written as one `#SBATCH` line (e.g. `--constraint=a100`)."""
 
 
 class ArrayTask(Frozen):
@@ -107,52 +105,56 @@ def plan_slurm(
     mem: str | None = None,
     time: str = DEFAULT_TIME,
     array_parallelism: int | None = None,
+    account: str | None = None,
+    qos: str | None = None,
+    sbatch_args: Sequence[str] = (),
     serve_args: str = "",
-    max_connections: int | None = None,
-    max_samples: int | None = None,
-    max_tasks: int | None = None,
-    retry_attempts: int = 1,
+    settings: EvalSettings | None = None,
     max_steps: int | None = None,
     replications: int | None = None,
     limit_conditions: int | None = None,
 ) -> SlurmPlan:
     """Plan the array job: each model's conditions dealt round-robin into `shards` shards, one array task each.
-    Raises GridError naming the option on bad input.
+    Raises SweepError naming the option on bad input.
 
     `gpus_per_task` defaults to 1 when a model needs a GPU (served or `hf/`), else 0; a served model runs with
     tensor parallelism over all of them. `max_connections` defaults to SERVED_MAX_CONNECTIONS for served
-    models and to Inspect's default for the others."""
+    models and to Inspect's default for the others. `settings` (model args, generation, limits, concurrency) go
+    to every array task's eval_set."""
     for option, value, minimum in (("--shards", shards, 1), ("--max-array-size", max_array_size, 1),
                                    ("--gpus-per-task", gpus_per_task, 0), ("--cpus-per-task", cpus_per_task, 1),
-                                   ("--array-parallelism", array_parallelism, 1),
-                                   ("--max-connections", max_connections, 1)):  # fmt: skip
+                                   ("--array-parallelism", array_parallelism, 1)):  # fmt: skip
         if value is not None and value < minimum:
-            raise GridError(f"{option} must be an integer >= {minimum}, got {value}")
+            raise SweepError(f"{option} must be an integer >= {minimum}, got {value}")
     if not models:
-        raise GridError("--model: give at least one model (repeat --model for more)")
+        raise SweepError("--model: give at least one model (repeat --model for more)")
     for option, value, pattern in (("--time", time, TIME_FORMAT), ("--mem", mem, MEM_FORMAT),
-                                   ("--partition", partition, NAME_FORMAT)):  # fmt: skip
+                                   ("--partition", partition, NAME_FORMAT), ("--account", account, NAME_FORMAT),
+                                   ("--qos", qos, NAME_FORMAT)):  # fmt: skip
         if value is not None and not pattern.match(value):
-            raise GridError(f"{option} {value!r} is not a SLURM {option.lstrip('-')} (see `man sbatch`)")
+            raise SweepError(f"{option} {value!r} is not a SLURM {option.lstrip('-')} (see `man sbatch`)")
     if "://" in str(log_dir):
-        raise GridError(f"--log-dir {log_dir}: must be a directory on a file system the compute nodes share")
+        raise SweepError(f"--log-dir {log_dir}: must be a directory on a file system the compute nodes share")
     try:
         extra_server_args = tuple(shlex.split(serve_args))
     except ValueError as error:
-        raise GridError(f"--serve-args {serve_args!r}: {error}") from None
+        raise SweepError(f"--serve-args {serve_args!r}: {error}") from None
     if any(arg.startswith("--api-key") for arg in extra_server_args):  # it would be written to the manifest
-        raise GridError("--serve-args: no --api-key; each array task gives its server a key of its own")
-    base_settings = eval_settings(max_samples=max_samples, max_tasks=max_tasks, retry_attempts=retry_attempts,
-                                  display="log").model_copy(update={"log_buffer": 1})  # fmt: skip
+        raise SweepError("--serve-args: no --api-key; each array task gives its server a key of its own")
+    for arg in sbatch_args:
+        if not SBATCH_ARG_FORMAT.match(arg) or arg.split("=")[0] in OWN_SBATCH_OPTIONS:
+            raise SweepError(f"--sbatch-arg {arg!r}: expected one sbatch option --name[=value], not one this command "
+                             f"sets itself ({', '.join(OWN_SBATCH_OPTIONS)})")  # fmt: skip
+    base_settings = (settings or EvalSettings()).model_copy(update={"display": "log", "log_buffer": 1})
     root = str(Path(log_dir).resolve())  # array tasks run elsewhere: every path absolute
     sweep = plan_sweep(config, models=list(models), log_dir=root, max_steps=max_steps, replications=replications,
                        limit_conditions=limit_conditions)  # fmt: skip
     if shards > len(sweep.conditions):
-        raise GridError(f"--shards {shards} is more than the {len(sweep.conditions)} conditions of a model; use at "
+        raise SweepError(f"--shards {shards} is more than the {len(sweep.conditions)} conditions of a model; use at "
                         f"most {len(sweep.conditions)}")  # fmt: skip
     size = shards * len(sweep.models)
     if size > max_array_size:
-        raise GridError(
+        raise SweepError(
             f"--shards {shards} x {len(sweep.models)} models = {size} array tasks, more than --max-array-size "
             f"{max_array_size}; use --shards {max(1, max_array_size // len(sweep.models))} or fewer (more conditions "
             "per shard), or submit the models separately"
@@ -161,20 +163,21 @@ def plan_slurm(
     gpus = gpus_per_task if gpus_per_task is not None else int(needs_gpu)
     served = [m for m in sweep.models if _served(m)]
     if served and gpus < 1:
-        raise GridError(f"--gpus-per-task {gpus}: {served[0]} is served with vLLM on the node and needs a GPU")
+        raise SweepError(f"--gpus-per-task {gpus}: {served[0]} is served with vLLM on the node and needs a GPU")
     resources = SlurmResources(
         partition=partition, gpus_per_task=gpus, mem=mem, time=time, array_parallelism=array_parallelism,
+        account=account, qos=qos, sbatch_args=tuple(sbatch_args),
         cpus_per_task=cpus_per_task if cpus_per_task is not None else (GPU_CPUS_PER_TASK if gpus else 1),
     )  # fmt: skip
     tasks = []
     for model in sweep.models:
         model_dir = posixpath.join(root, model_dir_name(model))
         check_log_dir_layout(model_dir, shards)  # another --shards would run finished conditions again
-        connections = max_connections or (SERVED_MAX_CONNECTIONS if _served(model) else None)
+        connections = base_settings.max_connections or (SERVED_MAX_CONNECTIONS if _served(model) else None)
         settings = base_settings.model_copy(update={"max_connections": connections})
         for k in range(shards):
             shard_dir = posixpath.join(model_dir, f"shard-{k}-of-{shards}")
-            shard = Shard(phase=sweep.phase, models=(model,), conditions=sweep.conditions[k::shards],
+            shard = Shard(experiment=sweep.experiment, models=(model,), conditions=sweep.conditions[k::shards],
                           log_dir=shard_dir, index=k, count=shards)  # fmt: skip
             tasks.append(
                 ArrayTask(
@@ -243,6 +246,11 @@ def render_script(plan: SlurmPlan, command: str) -> str:
         options.append(f"--mem={resources.mem}")
     if resources.partition:
         options.append(f"--partition={resources.partition}")
+    if resources.account:
+        options.append(f"--account={resources.account}")
+    if resources.qos:
+        options.append(f"--qos={resources.qos}")
+    options.extend(resources.sbatch_args)
     body = array_task_template()
     body = body.split("\n", 1)[1] if body.startswith("#!") else body
     lines = ["#!/usr/bin/env bash", *(f"#SBATCH {option}" for option in options), SUBMITTED_WITH + command,
@@ -274,7 +282,7 @@ def format_plan(plan: SlurmPlan, pending: Sequence[int]) -> str:
     gpus = resources.gpus_per_task
     gpu_text = f"{gpus} GPU{'s' if gpus > 1 else ''} (--gres=gpu:{gpus})" if gpus else "no GPU"
     rows = [
-        ("experiment", f"{sweep.experiment}  ({sweep.source}), task {sweep.phase}"),
+        ("experiment", f"{sweep.experiment}  ({sweep.source}), task {TASK}"),
         ("conditions", f"{len(sweep.conditions)} x {sweep.replications} replications = {samples} samples per model"),
         ("models", ", ".join(sweep.models)),
         ("shards", f"{plan.shards_per_model} per model; array size {len(plan.tasks)} "
@@ -333,9 +341,9 @@ def _slurm(command: list[str]) -> str:
     try:
         result = subprocess.run(command, capture_output=True, text=True, check=False, timeout=60)
     except FileNotFoundError:
-        raise GridError(f"{command[0]} not found: run this on a SLURM login node") from None
+        raise SweepError(f"{command[0]} not found: run this on a SLURM login node") from None
     if result.returncode != 0:
-        raise GridError(f"{' '.join(command)} failed (exit {result.returncode}): {result.stderr.strip()}")
+        raise SweepError(f"{' '.join(command)} failed (exit {result.returncode}): {result.stderr.strip()}")
     return result.stdout.strip()
 
 
@@ -343,7 +351,7 @@ def read_manifests(log_dir: str | Path) -> list[tuple[Path, list[ArrayTask]]]:
     """Every manifest of a sweep's log dir, with its array tasks."""
     manifests = sorted((Path(log_dir) / SLURM_DIR).glob("*.jsonl"))
     if not manifests:
-        raise GridError(f"{log_dir}: no SLURM manifest in {Path(log_dir) / SLURM_DIR} (is it the --log-dir of "
+        raise SweepError(f"{log_dir}: no SLURM manifest in {Path(log_dir) / SLURM_DIR} (is it the --log-dir of "
                         "`vendomini slurm submit`?)")  # fmt: skip
     return [
         (path, [ArrayTask.model_validate_json(line) for line in path.read_text("utf-8").splitlines() if line.strip()])

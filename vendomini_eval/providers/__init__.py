@@ -1,0 +1,1 @@
+"""Inspect model providers of the suite (the Inspect layer): `vendomini/<policy>`, scripted policies as models."""

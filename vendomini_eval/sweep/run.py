@@ -1,0 +1,171 @@
+"""Running a planned sweep on a backend (local processes or a Ray cluster), one sweep per log dir at a time,
+and the end-of-run report. Every backend runs the same `Shard`s through `run_shards(shards, settings)`;
+SLURM (`vendomini_eval.sweep.slurm`) submits them as an array job instead of waiting for them."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import fcntl
+import json
+import os
+import re
+import signal
+import socket
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel
+
+from vendomini_eval.sweep import local
+from vendomini_eval.sweep.plan import SHARD_DISPLAYS, EvalSettings, Sweep, SweepError
+from vendomini_eval.sweep.shard import ShardResult, collect_status
+
+Backend = Literal["local", "ray"]
+"""Where the shards run: processes on this machine, or Ray tasks on a Ray cluster (`sweep.ray_cluster`)."""
+LOCK_FILE = ".vendomini-sweep.lock"
+SHARD_DIR = re.compile(r"^shard-(\d+)-of-(\d+)$")
+
+
+class SweepInterrupted(RuntimeError):
+    """A signal stopped the sweep (its shards stopped too); `status` is what its logs hold."""
+
+    def __init__(self, signum: int, status: list[ShardResult]) -> None:
+        self.signum = signum
+        self.status = status
+        complete = sum(len(r.complete) for r in status)
+        total = sum(len(r.shard.expected) for r in status)
+        super().__init__(
+            f"interrupted by {signal.Signals(signum).name}: {complete}/{total} tasks complete, {total - complete} "
+            "not (finished samples of those are kept); rerun the same command to resume"
+        )
+
+
+class SweepResult(BaseModel):
+    sweep: Sweep
+    shards: list[ShardResult]
+    seconds: float
+
+    @property
+    def ok(self) -> bool:
+        return all(shard.ok for shard in self.shards)
+
+    @property
+    def complete(self) -> int:
+        return sum(len(shard.complete) for shard in self.shards)
+
+
+def run_sweep(
+    sweep: Sweep, settings: EvalSettings | None = None, backend: Backend = "local", address: str | None = None
+) -> SweepResult:
+    """Run (or resume) a sweep on `backend`; with ray, each shard is a Ray task on the cluster at `address`.
+
+    Raises SweepError when another live sweep holds the log dir, or it holds a run with another shard layout
+    (mixing would duplicate samples); SweepInterrupted when a signal stopped the sweep."""
+    settings = settings or EvalSettings()
+    if address is not None and backend != "ray":
+        raise SweepError("--address is the Ray cluster's address: it goes with --backend ray")
+    sharers = "Ray tasks" if backend == "ray" else f"{sweep.workers} processes" if sweep.workers > 1 else None
+    if sharers and settings.display not in SHARD_DISPLAYS:  # every shard writes to this terminal
+        raise SweepError(f"display {settings.display!r} cannot be shared by {sharers}; use one of "
+                         f"{', '.join(SHARD_DISPLAYS)}")  # fmt: skip
+    if backend == "ray":
+        from vendomini_eval.sweep import ray_cluster
+
+        ray_cluster.import_ray()  # a missing extra is named before anything is written
+    check_log_dir_layout(sweep.log_dir, sweep.workers)
+    started = time.monotonic()
+    shards = sweep.shards()
+    with sweep_lock(sweep.log_dir) as lock_fd:
+        try:
+            if backend == "ray":
+                results = ray_cluster.run_shards(shards, settings, address)
+            else:
+                results = local.run_shards(shards, settings, keep_fds=[lock_fd] if lock_fd is not None else [])
+        except local.Interrupted as interrupted:
+            raise SweepInterrupted(interrupted.signum, [collect_status(shard) for shard in shards]) from None
+    return SweepResult(sweep=sweep, shards=results, seconds=time.monotonic() - started)
+
+
+@contextlib.contextmanager
+def sweep_lock(log_dir: str) -> Iterator[int | None]:
+    """Hold the log dir for one sweep: an exclusive lock on LOGDIR/.vendomini-sweep.lock, which names its
+    holder (pid, host, start). The kernel releases it when the holder and the shard processes that inherited
+    it have all ended, however they ended, so a lock left behind by a killed sweep is simply taken over.
+    Yields the lock's file descriptor (None for a URL log dir, which cannot be locked)."""
+    if "://" in log_dir:
+        yield None
+        return
+    Path(log_dir).mkdir(parents=True, exist_ok=True)
+    path = Path(log_dir) / LOCK_FILE
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise SweepError(f"{log_dir} is in use by a live sweep ({_holder(path)}); wait for it to end or stop "
+                             "it, or use another --log-dir") from None  # fmt: skip
+        holder = {"pid": os.getpid(), "host": socket.gethostname(),
+                  "started": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")}  # fmt: skip
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, json.dumps(holder).encode(), 0)
+        yield fd
+    finally:
+        os.close(fd)
+
+
+def _holder(path: Path) -> str:
+    try:
+        holder = json.loads(path.read_text("utf-8"))
+        return f"pid {holder['pid']} on {holder['host']}, since {holder['started']}"
+    except (OSError, ValueError, KeyError, TypeError):
+        return f"see {path}"
+
+
+def check_log_dir_layout(log_dir: str, workers: int) -> None:
+    """Refuse a log dir that holds a sweep run with another number of workers: eval_set would not see those
+    logs (or would see them twice), so the sweep would rerun finished tasks and mix duplicates into the dir."""
+    if "://" in log_dir or not os.path.isdir(log_dir):
+        return
+    root = Path(log_dir)
+    layouts = sorted({int(m.group(2)) for p in root.iterdir() if p.is_dir() and (m := SHARD_DIR.match(p.name))})
+    other = [count for count in layouts if count != workers]
+    own_logs = [p for p in root.iterdir() if p.is_file() and p.suffix in (".eval", ".json") and p.name != "logs.json"
+                and p.name != "eval-set.json"]  # fmt: skip
+    if other:
+        raise SweepError(
+            f"{log_dir} holds a sweep run with --workers {', '.join(map(str, other))} "
+            f"(shard-*-of-{other[0]}); rerun with that --workers to resume it, or use another --log-dir"
+        )
+    if workers > 1 and own_logs:
+        raise SweepError(
+            f"{log_dir} holds logs of a sweep run with --workers 1; rerun with --workers 1 to resume it, or use "
+            "another --log-dir"
+        )
+
+
+def format_result(result: SweepResult) -> str:
+    """The end-of-run report: tasks complete per shard, what failed, where the logs are and how to view them."""
+    sweep = result.sweep
+    lines = []
+    for shard_result in result.shards:
+        shard = shard_result.shard
+        status = "ok" if shard_result.ok else "FAILED"
+        exit_text = "" if shard_result.exit_code is None else f", exit {shard_result.exit_code}"
+        lines.append(
+            f"{shard.name}: {len(shard_result.complete)}/{len(shard.expected)} tasks complete{exit_text} [{status}]"
+            f" -> {shard.log_dir}"
+        )
+        for task_name, model, why in shard_result.failed:
+            lines.append(f"  missing {task_name} on {model}: {why}")
+    failed_shards = [f"{r.shard.name} (exit {r.exit_code})" for r in result.shards if r.exit_code not in (None, 0)]
+    verdict = "complete"
+    if not result.ok:
+        verdict = "INCOMPLETE" + (f"; failed: {', '.join(failed_shards)}, see above" if failed_shards else "")
+        verdict += "; rerun the same command to resume"
+    lines.append(f"{sweep.experiment}: {result.complete}/{sweep.task_count} tasks in {result.seconds:.1f} s: {verdict}")
+    lines.append(f"logs: {sweep.log_dir}")
+    lines.append(f"view: inspect view --log-dir {sweep.log_dir}")
+    return "\n".join(lines)
