@@ -36,7 +36,7 @@ from vendomini_eval.analysis import (
     write_report,
 )
 from vendomini_eval.analysis.load import LoadedLogs, LogHeader, RunRecord
-from vendomini_eval.analysis.report import incoherence_by_model
+from vendomini_eval.analysis.report import POOLED, incoherence_by_model, survival_statistics
 from vendomini_eval.analysis.tables import business_metrics
 from vendomini_eval.cli import main
 from vendomini_eval.condition import Condition
@@ -92,6 +92,47 @@ def test_stratified_time_varying_cox_recovers_the_hazard_ratio_across_baselines(
     [row] = stats.time_varying_cox(intervals, ["pe_combined_cum"], strata="group").to_dict("records")
     assert row["strata"] == "group" and row["note"] == ""
     assert row["hr_lo"] <= math.exp(beta) <= row["hr_hi"], row
+
+
+def test_the_sweep_lock_is_expected_beside_the_logs() -> None:
+    from vendomini_eval.analysis.load import INSPECT_BOOKKEEPING
+    from vendomini_eval.sweep.run import LOCK_FILE
+
+    assert LOCK_FILE in INSPECT_BOOKKEEPING
+
+
+def two_models(beta: float = 0.8) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Model `pe-driven`: crash hazard h0 * exp(beta * x). Model `pe-blind`: a fivefold baseline hazard and four
+    times the PE, but no PE effect at all. Pooled without the model, its PE and crashes look like an effect."""
+    driven_runs, driven_steps = simulate_pe_hazard(seed=20, runs=200, h0=0.005, beta=beta)
+    blind_runs, blind_steps = simulate_pe_hazard(seed=21, runs=200, h0=0.025, beta=0.0)
+    blind_steps["pe_combined_cum"] *= 4.0  # beta 0: the crash times do not depend on it
+    for frame in (blind_runs, blind_steps):
+        frame["run_id"] = "blind-" + frame["run_id"]
+    common = {"experiment": "synthetic", "condition_label": "base"}
+    runs = pd.concat([driven_runs.assign(model="pe-driven", group="pe-driven", **common),
+                      blind_runs.assign(model="pe-blind", group="pe-blind", **common)], ignore_index=True)  # fmt: skip
+    return runs, pd.concat([driven_steps, blind_steps], ignore_index=True)
+
+
+def test_the_pe_effect_is_estimated_per_model_and_pooling_needs_asking() -> None:
+    beta = 0.8
+    runs, steps = two_models(beta)
+    tables = survival_statistics(runs, steps, [])
+    rows = tables["tv_cox"].set_index(["model", "covariate"])
+    driven, blind = rows.loc[("pe-driven", "pe_combined_cum")], rows.loc[("pe-blind", "pe_combined_cum")]
+    assert driven["note"] == "" and driven["hr_lo"] <= math.exp(beta) <= driven["hr_hi"] and driven["hr_lo"] > 1
+    assert blind["note"] == "" and blind["hr_lo"] <= 1.0 <= blind["hr_hi"], blind
+    assert set(tables["tv_cox"]["model"]) == {"pe-driven", "pe-blind"}  # nothing pooled unless asked
+    # What a model-blind fit would report: an effect in neither model's range.
+    intervals = stats.pe_intervals(runs, steps, ["pe_combined_cum"])
+    [blind_pool] = stats.time_varying_cox(intervals, ["pe_combined_cum"]).to_dict("records")
+    assert not blind_pool["hr_lo"] <= 1.0 <= blind_pool["hr_hi"] and blind_pool["hr"] < driven["hr_lo"], blind_pool
+    # Asked for, the pooled rows keep the model as a stratum; none pools without it.
+    pooled = survival_statistics(runs, steps, [], pool_models=True)["tv_cox"]
+    assert set(pooled.loc[pooled["model"] == POOLED, "strata"]) == {"model", "group"}
+    by_model = pooled[(pooled["model"] == POOLED) & (pooled["strata"] == "model")].set_index("covariate")
+    assert by_model.loc["pe_combined_cum", "hr"] != blind_pool["hr"]
 
 
 def test_time_varying_cox_finds_no_effect_when_there_is_none() -> None:
@@ -453,6 +494,21 @@ def test_analyze_command_writes_the_report(sweep_logs: Path, tmp_path: Path,
     assert summary["runs"].sum() == 8 and summary["crashes"].sum() == 4
 
 
+def test_the_report_opens_with_a_row_per_model(sweep_logs: Path) -> None:
+    from vendomini_eval.analysis.report import headline
+
+    analysis = analyze(sweep_logs)
+    table = headline(analysis).set_index("model")
+    runs = analysis.runs
+    assert sorted(table.index) == sorted(runs["model"].unique())
+    for model, part in runs.groupby("model"):
+        assert table.loc[model, "runs"] == len(part) and table.loc[model, "crashes"] == part["crashed"].sum()
+    looping = table.loc["vendomini/heuristic[fault=looping,onset=20]"]
+    assert looping["cif_crash"] == 1.0  # both runs crashed, nothing competes
+    # each model's PE estimate stands alone or says why it cannot (2 runs cannot support a Cox model)
+    assert all(isinstance(note, str) and note for note in table["pe_note"]), table["pe_note"]
+
+
 def test_skips_are_counted_and_retries_deduplicated(sweep_logs: Path, tmp_path: Path) -> None:
     from inspect_ai.log import EvalError, read_eval_log, write_eval_log
 
@@ -803,7 +859,9 @@ window.addEventListener("load", () => {
     return {alt: img.alt, complete: img.complete, natural: [img.naturalWidth, img.naturalHeight],
             box: [box.left + scrollX, box.top + scrollY, box.width, box.height]};
   });
-  document.documentElement.dataset.probe = JSON.stringify({images, height: document.documentElement.scrollHeight});
+  const root = document.documentElement;
+  document.documentElement.dataset.probe = JSON.stringify({images, height: root.scrollHeight,
+                                                          width: root.scrollWidth});
 });
 </script>"""
 """Added to a copy of the report (which has no script of its own): records each image's decoded size and
@@ -859,10 +917,12 @@ def test_report_renders_in_headless_chromium_with_its_figures(sweep_logs: Path, 
     assert attribute, "the probe did not run"
     probe = json.loads(html.unescape(attribute.group(1)))
     images = probe["images"]
+    assert probe["width"] <= WINDOW_WIDTH, f"the page scrolls sideways: {probe['width']} px wide"
     assert [image["alt"] for image in images] == [
-        "Kaplan-Meier curves by condition",
+        "Cumulative incidence by model",
+        "Kaplan-Meier curves by condition (crash-specific)",
         "PE trajectories aligned to the crash onset",
-        "Crash rate by p_shock",
+        "Crash rate by p_shock per model",
         "Crash-type mix by condition",
     ]
     for image in images:  # every embedded PNG decoded, at a size on the page

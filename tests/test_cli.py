@@ -90,6 +90,8 @@ SIMULATE = ("simulate", "--condition", "0", "--steps", "20")
         ((*SIMULATE, "--replication", "-1"), "--replication must be at least 0, got -1"),
         (("run", "phase1", "--dry-run", "--workers", "0"), "--workers must be an integer >= 1, got 0"),
         (("slurm", "status", "."), "no SLURM manifest"),
+        (("analyze", ".", "--out", "/tmp/vendomini-unused", "--power", "1"), "--power 1.0: a hazard ratio per SD"),
+        (("analyze", ".", "--out", "/tmp/vendomini-unused", "--bootstrap", "10"), "--bootstrap 10: 0 (none) or at"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_status_2(args: tuple[str, ...], message: str) -> None:

@@ -218,6 +218,8 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     no run could be read the report is not written and the status is 1."""
     if args.block < 1:
         raise UsageError(f"--block {args.block}: must be at least 1")
+    if args.power <= 0 or args.power == 1:
+        raise UsageError(f"--power {args.power}: a hazard ratio per SD above 0 and not 1")
     if args.strict and args.thresholds is None:
         raise UsageError("--strict needs --thresholds")
     _check_output("--out", Path(args.out), directory=True)
@@ -233,10 +235,16 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         )
     except ImportError as error:
         raise UsageError(f"{error}; install the analysis extra: pip install 'vendomini-eval[analysis]'") from None
+    from vendomini_eval.analysis.inference import fewest_replicates
+
+    if args.bootstrap != 0 and args.bootstrap < fewest_replicates():
+        raise UsageError(f"--bootstrap {args.bootstrap}: 0 (none) or at least {fewest_replicates()} resamples for a "
+                         "95% interval")  # fmt: skip
     try:  # the thresholds file is checked before the (long) analysis, as --out is above
         thresholds_path = resolve_thresholds(args.thresholds) if args.thresholds else None
         thresholds = load_thresholds(thresholds_path) if thresholds_path else None
-        analysis = analyze(args.log_dir, block=args.block)
+        analysis = analyze(args.log_dir, block=args.block, pool_models=args.pool_models, planning_hr=args.power,
+                           bootstrap_replicates=args.bootstrap)  # fmt: skip
     except ThresholdsError as error:
         raise UsageError(error) from None
     except AnalysisInputError as error:
@@ -439,6 +447,25 @@ def build_parser() -> argparse.ArgumentParser:
         "exits 1 on FAIL",
     )
     analyze.add_argument("--strict", action="store_true", help="with --thresholds, exit 1 on WARN as well")
+    analyze.add_argument(
+        "--power",
+        type=float,
+        default=1.5,
+        metavar="HR",
+        help="hazard ratio per SD that the power table plans for (default: 1.5)",
+    )
+    analyze.add_argument(
+        "--bootstrap",
+        type=int,
+        default=200,
+        metavar="N",
+        help="resamples of runs for the headline's robust interval; 0: none (default: 200)",
+    )
+    analyze.add_argument(
+        "--pool-models",
+        action="store_true",
+        help="add statistics pooled over the models (the model a stratum or a factor); by default each is per model",
+    )
     analyze.set_defaults(func=cmd_analyze, prog=analyze.prog)
 
     from vendomini_eval.sweep.slurm import DEFAULT_MAX_ARRAY_SIZE, DEFAULT_TIME  # no Inspect: planning only

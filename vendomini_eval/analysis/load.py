@@ -24,8 +24,9 @@ from pydantic import ValidationError
 from vendomini_eval.results import EpisodeSummary
 
 LOG_SUFFIX = ".eval"
-INSPECT_BOOKKEEPING = frozenset({"logs.json", "eval-set.json", ".eval-set-id"})
-"""Files that Inspect writes beside its logs: expected, so not reported as skipped."""
+INSPECT_BOOKKEEPING = frozenset({"logs.json", "eval-set.json", ".eval-set-id", ".vendomini-sweep.lock"})
+"""Files that Inspect (and `vendomini run`: its lock, `sweep.run.LOCK_FILE`) write beside the logs: expected, so
+not reported as skipped."""
 SAMPLE_FIELDS_NOT_READ = {"events", "messages", "attachments", "events_data", "timelines"}
 """The bulk of a sample; the analysis reads metadata and the store only."""
 HEAD_FIELDS = frozenset({"metadata", "store"})

@@ -12,18 +12,25 @@ import base64
 import html
 import io
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pandas as pd  # inspect-evals-lint: ignore[external_dependencies] -- the analysis extra; no task imports it
 
-from vendomini_eval.analysis import stats
+from vendomini_eval.analysis import competing, inference, stats
 from vendomini_eval.analysis.load import LoadedLogs, load_runs
 from vendomini_eval.analysis.tables import condition_columns, runs_table, steps_table, write_table
 from vendomini_eval.analysis.thresholds import ThresholdsResult
 
 GROUP_KEYS = ("experiment", "condition_label", "model")
+HEADLINE_COVARIATE = "pe_combined_cum"
+"""The PE covariate of the per-model headline: the accumulated PE, the quantity the study's hypothesis names."""
+PLANNING_HR = 1.5
+"""The hazard ratio per SD that the power table plans for by default (`--power HR`)."""
+POOLED = "(all models)"
+"""The `model` of a row pooled over the models (`--pool-models`)."""
 MAX_KM_CURVES = 24
 """KM curves drawn in one figure; more groups than this are listed in the table only."""
 
@@ -48,14 +55,26 @@ class Analysis:
     crash_types: pd.DataFrame
     aligned: pd.DataFrame
     incoherence: pd.DataFrame
+    incidence: pd.DataFrame
+    """Aalen-Johansen cumulative incidence of crash and business failure (competing) per model and per group."""
+    incidence_summary: pd.DataFrame
     block: int
+    power: pd.DataFrame = field(default_factory=pd.DataFrame)
+    """Per model: the smallest hazard ratio per SD detectable at 80% power, and the runs a planned one needs."""
+    bootstrap_replicates: int = inference.BOOTSTRAP_REPLICATES
+    pool_models: bool = False
+    """Rows pooled over the models were asked for (`--pool-models`)."""
     figures: dict[str, bytes] = field(default_factory=dict)
     thresholds: ThresholdsResult | None = None
     """The thresholds check, when one was asked for (`check_thresholds`); shown at the top of the report."""
 
 
-def analyze(log_dir: str | Path, block: int = 1) -> Analysis:
-    """Load the logs below `log_dir` and compute every table and statistic of the report."""
+def analyze(log_dir: str | Path, block: int = 1, pool_models: bool = False, planning_hr: float = PLANNING_HR,
+            bootstrap_replicates: int = inference.BOOTSTRAP_REPLICATES) -> Analysis:  # fmt: skip
+    """Load the logs below `log_dir` and compute every table and statistic of the report. Every statistic is
+    per model; `pool_models` adds rows pooled over the models, with the model as a stratum or a factor.
+    `planning_hr` is the hazard ratio per SD the power table plans for; `bootstrap_replicates` resamples of runs
+    give the headline's robust interval (0: none)."""
     loaded = load_runs(log_dir)
     runs, steps = runs_table(loaded), steps_table(loaded)
     if runs.empty:
@@ -68,34 +87,123 @@ def analyze(log_dir: str | Path, block: int = 1) -> Analysis:
 
     rates = stats.crash_rates(runs, GROUP_KEYS) if len(runs) else pd.DataFrame()
     km, km_fits = stats.kaplan_meier(runs, ["group"]) if len(runs) else (pd.DataFrame(), {})
-    summary = _summary(runs, rates, km)
+    tables = survival_statistics(runs, steps, names, block=block, pool_models=pool_models)
+    return Analysis(loaded=loaded, runs=runs, steps=steps, summary=_summary(runs, rates, km), km=km, km_fits=km_fits,
+                    crash_types=stats.crash_type_mix(runs, ["group"]) if len(runs) else pd.DataFrame(),
+                    aligned=stats.aligned_trajectories(runs, steps), incoherence=incoherence_by_model(runs),
+                    incidence=_incidence(runs), incidence_summary=_incidence_summary(runs),
+                    block=block, pool_models=pool_models, power=power_table(runs, planning_hr),
+                    bootstrap_replicates=bootstrap_replicates, **tables)  # fmt: skip
 
-    logrank, cox, ph = [], [], []
-    for experiment, part in runs.groupby("experiment", sort=True) if len(runs) else []:
-        factors = stats.grid_factors(part, names)
-        logrank.append(stats.logrank_by_factor(part, factors).assign(experiment=experiment))
-        cox_table, ph_table = stats.cox_conditions(part, factors)
-        cox.append(cox_table.assign(experiment=experiment))
-        ph.append(ph_table.assign(experiment=experiment))
-    dose_rates, dose_trend = stats.dose_response(runs) if len(runs) else (pd.DataFrame(), pd.DataFrame())
+
+def headline(analysis: Analysis) -> pd.DataFrame:
+    """One row per model: runs, crash incidence by the last step (competing business failure), business
+    failures, the hazard ratio per SD of the accumulated PE across the model's conditions (with its note when
+    not estimable), and mean net worth."""
+    runs = analysis.runs
+    if runs.empty:
+        return pd.DataFrame()
+    incidence = analysis.incidence_summary
+    incidence = incidence[incidence["model"].notna()].set_index("model") if "model" in incidence else None
+    tv = analysis.tv_cox
+    rows = []
+    for model, part in runs.groupby("model", sort=True):
+        row: dict[str, Any] = {"model": model, "conditions": part["condition_label"].nunique(), "runs": len(part),
+                               "crashes": int(part["crashed"].sum())}  # fmt: skip
+        if incidence is not None and model in incidence.index:
+            row.update({key: incidence.loc[model, key] for key in ("cif_crash", "cif_crash_lo", "cif_crash_hi",
+                                                                 "business_failures")})  # fmt: skip
+        pe = tv[(tv["model"] == model) & (tv["covariate"] == HEADLINE_COVARIATE) & (tv["strata"] == "")] if (
+            not tv.empty) else tv  # fmt: skip
+        if len(pe):
+            row.update(pe_hr_per_sd=pe["hr_per_sd"].iloc[0], pe_hr_per_sd_lo=pe["hr_per_sd_lo"].iloc[0],
+                       pe_hr_per_sd_hi=pe["hr_per_sd_hi"].iloc[0], pe_note=pe["note"].iloc[0])  # fmt: skip
+            own = analysis.intervals[analysis.intervals["model"] == model]
+            if analysis.bootstrap_replicates and pe["note"].iloc[0] == "" and HEADLINE_COVARIATE in own:
+                boot = inference.bootstrap_hazard_ratio(own, HEADLINE_COVARIATE,
+                                                        replicates=analysis.bootstrap_replicates, seed=0)  # fmt: skip
+                row.update(pe_hr_per_sd_boot_lo=boot.hr_per_sd_lo, pe_hr_per_sd_boot_hi=boot.hr_per_sd_hi,
+                           pe_note=boot.note)  # fmt: skip
+        row["mean_net_worth"] = float(part["net_worth"].mean())
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def power_table(runs: pd.DataFrame, planning_hr: float = PLANNING_HR) -> pd.DataFrame:
+    """Per model, from its observed crashes (Schoenfeld's approximation, two-sided alpha 0.05, 80% power, a
+    covariate of unit variance per SD): the smallest hazard ratio per SD it can detect, and the runs it would
+    need for `planning_hr` at its observed crash share."""
+    rows = []
+    for model, part in runs.groupby("model", sort=True) if len(runs) else []:
+        crashes = int(part["crashed"].sum())
+        share = crashes / len(part)
+        rows.append({"model": model, "runs": len(part), "crashes": crashes,
+                     "min_detectable_hr_per_sd": inference.minimum_detectable_hr(crashes) if crashes else math.nan,
+                     "planning_hr_per_sd": planning_hr,
+                     "crashes_needed": math.ceil(inference.schoenfeld_events(planning_hr)),
+                     "runs_needed": math.ceil(inference.runs_needed(planning_hr, share)) if share else math.nan,
+                     })  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def _incidence(runs: pd.DataFrame) -> pd.DataFrame:
+    if runs.empty:
+        return pd.DataFrame(columns=["model", *competing.CURVE_COLUMNS])
+    causes = competing.CAUSES
+    return _concat([competing.cumulative_incidence(runs, ["model"], causes),
+                    competing.cumulative_incidence(runs, ["group"], causes)])  # fmt: skip
+
+
+def _incidence_summary(runs: pd.DataFrame) -> pd.DataFrame:
+    if runs.empty:
+        return pd.DataFrame(columns=["model", *competing.SUMMARY_COLUMNS])
+    return _concat([competing.incidence_summary(runs, ["model"]), competing.incidence_summary(runs, ["group"])])
+
+
+def survival_statistics(
+    runs: pd.DataFrame, steps: pd.DataFrame, names: Sequence[str], block: int = 1, pool_models: bool = False
+) -> dict[str, pd.DataFrame]:
+    """The tests and models of the report, each per model (a `model` column names it): log-rank and Cox PH on
+    the grid factors per experiment, the dose-response, and the time-varying Cox on the PE accumulators (across
+    the model's conditions, and within them: the condition as a stratum). Two models with different crash
+    rates and PE levels would otherwise make a PE effect out of the model alone. With `pool_models`, rows
+    pooled over the models are added, marked `model` = POOLED: the model a factor (Cox, dose trend) or a
+    stratum (time-varying Cox); the log-rank, which has no strata here, stays per model."""
+    empty = pd.DataFrame()
+    logrank, cox, ph, dose_rates, dose_trend, tv_cox = [], [], [], [], [], []
     covariates = [c for c in stats.TV_COVARIATES if c in steps]
     intervals = stats.pe_intervals(runs, steps, covariates, block=block) if covariates and len(runs) else (
         pd.DataFrame(columns=["run_id", "start", "stop", "event"]))  # fmt: skip
-    tv_cox = pd.DataFrame()
-    if covariates:
-        intervals = intervals.merge(runs[["run_id", "group"]], on="run_id", how="left")
-        tv_cox = stats.time_varying_cox(intervals, covariates)
-        if runs["group"].nunique() > 1:  # the PE effect within conditions as well as pooled
-            tv_cox = _concat([tv_cox, stats.time_varying_cox(intervals, covariates, strata="group")])
-    crash_types = stats.crash_type_mix(runs, ["group"]) if len(runs) else pd.DataFrame()
-    aligned = stats.aligned_trajectories(runs, steps)
-    incoherence = incoherence_by_model(runs)
-    return Analysis(
-        loaded=loaded, runs=runs, steps=steps, intervals=intervals, summary=summary, km=km, km_fits=km_fits,
-        logrank=_concat(logrank), cox=_concat(cox), ph_test=_concat(ph), dose_rates=dose_rates,
-        dose_trend=dose_trend, tv_cox=tv_cox, crash_types=crash_types, aligned=aligned, incoherence=incoherence,
-        block=block,
-    )  # fmt: skip
+    if len(runs):
+        intervals = intervals.merge(runs[["run_id", "group", "model"]], on="run_id", how="left")
+    for (experiment, model), part in runs.groupby(["experiment", "model"], sort=True) if len(runs) else []:
+        factors = stats.grid_factors(part, names)
+        logrank.append(_with_q(stats.logrank_by_factor(part, factors)).assign(experiment=experiment, model=model))
+        cox_table, ph_table = stats.cox_conditions(part, factors)
+        cox.append(_with_q(cox_table).assign(experiment=experiment, model=model))
+        ph.append(ph_table.assign(experiment=experiment, model=model))
+    if pool_models and len(runs) and runs["model"].nunique() > 1:
+        for experiment, part in runs.groupby("experiment", sort=True):
+            cox_table, ph_table = stats.cox_conditions(part, stats.grid_factors(part, names))  # model: a factor
+            cox.append(cox_table.assign(experiment=experiment, model=POOLED))
+            ph.append(ph_table.assign(experiment=experiment, model=POOLED))
+    for model, part in runs.groupby("model", sort=True) if len(runs) else []:
+        model_rates, model_trend = stats.dose_response(part)
+        dose_rates.append(model_rates.assign(model=model))
+        dose_trend.append(model_trend.assign(model=model))
+        if covariates:
+            own = intervals[intervals["model"] == model]
+            tv_cox.append(stats.time_varying_cox(own, covariates).assign(model=model))
+            if part["group"].nunique() > 1:  # the PE effect within conditions as well
+                tv_cox.append(stats.time_varying_cox(own, covariates, strata="group").assign(model=model))
+    if pool_models and len(runs) and runs["model"].nunique() > 1:
+        dose_trend.append(stats.dose_response(runs)[1].assign(model=POOLED))  # the model a covariate
+        if covariates:
+            tv_cox.append(stats.time_varying_cox(intervals, covariates, strata="model").assign(model=POOLED))
+            tv_cox.append(stats.time_varying_cox(intervals, covariates, strata="group").assign(model=POOLED))
+    return {"intervals": intervals if covariates else intervals.iloc[:0], "logrank": _concat(logrank),
+            "cox": _concat(cox), "ph_test": _concat(ph), "dose_rates": _concat(dose_rates),
+            "dose_trend": _concat(dose_trend), "tv_cox": _concat(tv_cox) if tv_cox else empty}  # fmt: skip
 
 
 def write_report(analysis: Analysis, out_dir: str | Path) -> Path:
@@ -107,7 +215,7 @@ def write_report(analysis: Analysis, out_dir: str | Path) -> Path:
     analysis.intervals.to_parquet(out / "intervals.parquet", index=False)
     analysis.summary.to_csv(out / "summary.csv", index=False)
     for name in ("km", "logrank", "cox", "ph_test", "dose_rates", "dose_trend", "tv_cox", "crash_types", "aligned",
-                 "incoherence"):  # fmt: skip
+                 "incoherence", "incidence", "incidence_summary", "power"):  # fmt: skip
         getattr(analysis, name).to_csv(out / f"{name}.csv", index=False)
     if analysis.thresholds is not None:
         analysis.thresholds.table().to_csv(out / "thresholds.csv", index=False)
@@ -165,6 +273,14 @@ def incoherence_by_model(runs: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def _with_q(table: pd.DataFrame) -> pd.DataFrame:
+    """The table with `q`: Benjamini-Hochberg false-discovery-rate adjusted p-values over its rows (one family:
+    the factor tests of one model and experiment)."""
+    if "p" not in table or table.empty:
+        return table
+    return table.assign(q=inference.benjamini_hochberg(table["p"].astype(float).to_numpy()))
+
+
 def _concat(frames: list[pd.DataFrame]) -> pd.DataFrame:
     frames = [f for f in frames if not f.empty]
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
@@ -187,9 +303,20 @@ def _figures(analysis: Analysis, figure_dir: Path) -> dict[str, bytes]:
         fig, ax = plt.subplots(figsize=(8, 5))
         for label, kmf in analysis.km_fits.items():
             kmf.plot_survival_function(ax=ax, ci_show=len(analysis.km_fits) <= 6, label=label)
-        ax.set(xlabel="step", ylabel="P(no crash yet)", ylim=(0, 1.05), title="Kaplan-Meier: time to crash")
+        ax.set(xlabel="step", ylabel="P(no crash yet)", ylim=(0, 1.05), title=competing.CAUSE_SPECIFIC_KM_LABEL)
         ax.legend(fontsize=7, loc="lower left")
         figures["km"] = fig
+    curves = analysis.incidence
+    if not curves.empty and "model" in curves and curves["model"].notna().any():
+        fig, ax = plt.subplots(figsize=(8, 5))
+        by_model = curves[curves["model"].notna()]
+        for (model, cause), part in by_model.groupby(["model", "cause_name"], sort=True):
+            style = "-" if cause == "crash" else "--"
+            ax.step(part["time"], part["cif"], where="post", linestyle=style, label=f"{model}: {cause}")
+        ax.set(xlabel="step", ylabel="cumulative incidence", ylim=(0, 1.05),
+               title="Cumulative incidence by model: crash (solid), business failure (dashed)")  # fmt: skip
+        ax.legend(fontsize=7, loc="upper left")
+        figures["incidence"] = fig
     if not analysis.crash_types.empty:
         shares = analysis.crash_types.pivot_table(index="group", columns="crash_type", values="share", fill_value=0)
         fig, ax = plt.subplots(figsize=(8, max(2.5, 0.35 * len(shares) + 1)))
@@ -197,13 +324,15 @@ def _figures(analysis: Analysis, figure_dir: Path) -> dict[str, bytes]:
         ax.set(xlabel="share of runs", ylabel="", xlim=(0, 1), title="Crash-type mix")
         ax.legend(fontsize=7, bbox_to_anchor=(1.0, 1.0), loc="upper left")
         figures["crash_types"] = fig
-    if not analysis.dose_rates.empty and "p_shock" in analysis.dose_rates and len(analysis.dose_rates) > 1:
-        rates = analysis.dose_rates
+    rates = analysis.dose_rates
+    if not rates.empty and "p_shock" in rates and rates.groupby("model")["p_shock"].nunique().max() > 1:
         fig, ax = plt.subplots(figsize=(6, 4))
-        below = (rates["crash_rate"] - rates["crash_rate_lo"]).clip(lower=0)
-        above = (rates["crash_rate_hi"] - rates["crash_rate"]).clip(lower=0)
-        ax.errorbar(rates["p_shock"], rates["crash_rate"], yerr=[below, above], marker="o", capsize=4)
-        ax.set(xlabel="p_shock", ylabel="crash rate (95% Wilson)", ylim=(0, 1), title="Dose-response")
+        for model, part in rates.groupby("model", sort=True):  # one line per model: never pooled
+            below = (part["crash_rate"] - part["crash_rate_lo"]).clip(lower=0)
+            above = (part["crash_rate_hi"] - part["crash_rate"]).clip(lower=0)
+            ax.errorbar(part["p_shock"], part["crash_rate"], yerr=[below, above], marker="o", capsize=4, label=model)
+        ax.set(xlabel="p_shock", ylabel="crash rate (95% Wilson)", ylim=(0, 1), title="Dose-response per model")
+        ax.legend(fontsize=8)
         figures["dose_response"] = fig
     if not analysis.aligned.empty and (analysis.aligned["runs_kind"] == "crashed").any():
         fig, ax = plt.subplots(figsize=(7, 4))
@@ -233,8 +362,8 @@ def _figures(analysis: Analysis, figure_dir: Path) -> dict[str, bytes]:
 _ALIGNED_AT = {"crashed": "the onset", "censored": "the last step"}
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 70em; color: #222; }
-table { border-collapse: collapse; font-size: 0.85em; margin: 0.5em 0 1.5em; }
-th, td { border: 1px solid #ccc; padding: 0.2em 0.5em; text-align: right; }
+table { border-collapse: collapse; font-size: 0.85em; margin: 0.5em 0 1.5em; max-width: 100%; }
+th, td { border: 1px solid #ccc; padding: 0.2em 0.5em; text-align: right; overflow-wrap: anywhere; }
 th { background: #f3f3f3; } td:first-child, th:first-child { text-align: left; }
 .note, .thresholds-fail { color: #a33; } .thresholds-warn { color: #a60; } .thresholds-ok { color: #282; }
 img { max-width: 100%; }
@@ -256,9 +385,10 @@ def _html(analysis: Analysis) -> str:
         parts.append("<p class='note'>No usable run: every log or sample was skipped (see below).</p>")
     else:
         crashes = int(runs["crashed"].sum())
+        failures = int((runs["terminated"].astype(bool) & ~runs["crashed"].astype(bool)).sum())
         parts.append(
             f"<p>{len(loaded.logs)} logs read, {len(runs)} runs, {crashes} crashes, "
-            f"{int(runs['terminated'].sum())} business failures (censored), from "
+            f"{failures} business failures without a crash (a competing event), from "
             f"{runs['experiment'].nunique()} experiments, {runs['condition_label'].nunique()} conditions and "
             f"{runs['model'].nunique()} models.</p>"
         )
@@ -267,6 +397,16 @@ def _html(analysis: Analysis) -> str:
             max_steps=("max_steps", "max"),
         ).reset_index()  # fmt: skip
         parts.append(_table(overview))
+        parts.append("<h2>Per model</h2>")
+        parts.append(
+            "<p>Crash incidence by each model's last step (Aalen-Johansen, business failure competing, 95% "
+            f"interval); hazard ratio of a crash per SD of the accumulated PE (<code>{HEADLINE_COVARIATE}</code>), "
+            "time-varying Cox across the model's conditions, with its model-based 95% interval and "
+            f"(<code>boot</code>) the percentile interval of {analysis.bootstrap_replicates} resamples of runs "
+            "(a negative-control model such as <code>vendomini/open_loop</code>, when run, is its own row); mean "
+            "net worth at the end.</p>"
+        )
+        parts.append(_table(headline(analysis)))
     parts.append("<h3>Skipped</h3>")
     if loaded.skipped:
         counts = ", ".join(f"{kind}: {n}" for kind, n in sorted(loaded.skip_counts().items()))
@@ -278,35 +418,65 @@ def _html(analysis: Analysis) -> str:
         parts.append("</body></html>")
         return "\n".join(parts)
 
+    parts.append("<h2>Cumulative incidence: crash and business failure</h2>")
+    parts.append(
+        f"<p>{competing.CIF_LABEL}: the share of runs lost to each cause by a step, per model (rows with a model) "
+        "and per condition (rows with a group), with pointwise 95% intervals in incidence.csv. A business that "
+        "fails can no longer crash, so its failure competes with the crash; the crash-specific Kaplan-Meier "
+        "below censors it instead. Values at each group's last step:</p>"
+    )
+    parts.append(_table(analysis.incidence_summary))
+    parts.append(_figure(analysis, "incidence", "Cumulative incidence by model"))
     parts.append("<h2>Crash rate and Kaplan-Meier median by condition</h2>")
     parts.append(
         "<p>Crash rate: crashed runs / runs, 95% Wilson interval; a censored run (max_steps, business "
-        "failure, limit) never counts as a crash. KM median: steps to crash onset, 95% CI.</p>"
+        "failure, limit) never counts as a crash. KM median: steps to crash onset, 95% CI "
+        f"({competing.CAUSE_SPECIFIC_KM_LABEL}).</p>"
     )
     parts.append(_table(analysis.summary[["group", "runs", "crashes", "crash_rate", "crash_rate_lo",
                                           "crash_rate_hi", "km_median", "km_median_lo", "km_median_hi",
                                           "km_note"]]))  # fmt: skip
-    parts.append(_figure(analysis, "km", "Kaplan-Meier curves by condition"))
+    parts.append(_figure(analysis, "km", "Kaplan-Meier curves by condition (crash-specific)"))
     parts.append("<h2>Time-varying Cox on the PE accumulators</h2>")
+    pooled = (f"Rows of model <code>{POOLED}</code> pool the models, as asked with --pool-models, with the model "
+              "(<code>strata model</code>) or the condition of each model (<code>strata group</code>) as a "
+              "stratum." if analysis.pool_models else "Models are never pooled (--pool-models adds pooled rows, "
+              "with the model as a stratum).")  # fmt: skip
     parts.append(
-        f"<p>Hazard ratio of a crash per unit of each covariate, each in its own model; covariates are "
-        f"taken at the start of blocks of {analysis.block} step(s) (values known before the risk). Rows with "
-        f"strata <code>group</code> give each condition its own baseline hazard (the PE effect within "
-        f"conditions); the others pool all runs.</p>"
+        f"<p>Hazard ratio of a crash per unit of each covariate, each in its own model, fitted per model; "
+        f"covariates are taken at the start of blocks of {analysis.block} step(s) (values known before the "
+        f"risk). Rows with strata <code>group</code> give each condition its own baseline hazard (the PE effect "
+        f"within conditions); the others pool the model's conditions. {pooled}</p>"
     )
     parts.append(_table(analysis.tv_cox))
     parts.append(_figure(analysis, "pe_aligned", "PE trajectories aligned to the crash onset"))
+    parts.append("<h2>Power</h2>")
+    parts.append(
+        "<p>Per model, Schoenfeld's approximation (two-sided alpha 0.05, 80% power, a standardized covariate): "
+        "the smallest hazard ratio per SD of a PE covariate that its crashes can detect, and the crashes and runs "
+        "(at its crash share) a planned ratio needs. Within-condition variation of the PE is smaller than its "
+        "overall SD, so these are optimistic (docs/METHOD.md).</p>"
+    )
+    parts.append(_table(analysis.power) if not analysis.power.empty else "<p>No runs.</p>")
     parts.append("<h2>Log-rank tests per grid factor</h2>")
+    parts.append("<p>Per model and experiment: the levels of each factor, pooled over the other factors; "
+                 "<code>q</code>: Benjamini-Hochberg FDR-adjusted p over the factors of one model and "
+                 "experiment.</p>")  # fmt: skip
     parts.append(_table(analysis.logrank) if not analysis.logrank.empty else "<p>No factor varies.</p>")
     parts.append("<h2>Cox PH on the condition factors</h2>")
+    parts.append("<p>Per model and experiment; <code>q</code>: Benjamini-Hochberg FDR-adjusted p over the "
+                 "terms of one model" + (f"; rows of <code>{POOLED}</code> pool the models with the model as a "
+                 "factor" if analysis.pool_models else "") + ".</p>")  # fmt: skip
     parts.append(_table(analysis.cox) if not analysis.cox.empty else "<p>No model.</p>")
     parts.append("<h3>Proportional-hazards test (Schoenfeld residuals, rank of time)</h3>")
     parts.append(_table(analysis.ph_test) if not analysis.ph_test.empty else "<p>No test: no Cox model.</p>")
     parts.append("<h2>Dose-response in p_shock</h2>")
     parts.append(_table(analysis.dose_rates) if not analysis.dose_rates.empty else "")
-    parts.append("<p>Trend: Cox PH on p_shock as a number (hazard ratio from p_shock 0 to 1).</p>")
+    parts.append("<p>Trend per model: Cox PH on p_shock as a number (hazard ratio from p_shock 0 to 1)" +
+                 (f"; <code>{POOLED}</code>: the models pooled, the model a covariate" if analysis.pool_models
+                  else "") + ".</p>")  # fmt: skip
     parts.append(_table(analysis.dose_trend) if not analysis.dose_trend.empty else "<p>No trend test.</p>")
-    parts.append(_figure(analysis, "dose_response", "Crash rate by p_shock"))
+    parts.append(_figure(analysis, "dose_response", "Crash rate by p_shock per model"))
     parts.append("<h2>Business</h2>")
     parts.append(
         "<p>Vending-Bench style measures per condition, means over runs: net worth at the end (cash, stock at "
