@@ -507,6 +507,25 @@ def test_the_report_opens_with_a_row_per_model(sweep_logs: Path) -> None:
     assert looping["cif_crash"] == 1.0  # both runs crashed, nothing competes
     # each model's PE estimate stands alone or says why it cannot (2 runs cannot support a Cox model)
     assert all(isinstance(note, str) and note for note in table["pe_note"]), table["pe_note"]
+    # and so does its estimate adjusted for the shocks and the business so far, within conditions
+    adjusted = analysis.pe_adjusted.set_index("model")
+    assert sorted(adjusted.index) == sorted(table.index)
+    for terms in adjusted["adjusted_for"]:  # a term constant in a model's runs (no shock at p_shock 0) is left out
+        assert set(terms.split(",")) <= {"shocks_cum", "blocked_cum", "cash", "goods_value"}, terms
+    assert all(note for note in table["pe_adjusted_note"]), table["pe_adjusted_note"]
+
+
+def test_the_heatmap_is_drawn_per_model_and_long_tables_are_linked(sweep_logs: Path, tmp_path: Path) -> None:
+    from vendomini_eval.analysis.report import MAX_PAGE_ROWS, _long_table
+
+    analysis = analyze(sweep_logs)
+    analysis.factors = ["p_shock", "prediction_mode"]  # as if both had varied
+    write_report(analysis, tmp_path / "report")
+    assert (tmp_path / "report" / "figures" / "heatmap.png").stat().st_size > 1000
+    assert "Crash rate over the two main factors per model" in (tmp_path / "report" / "index.html").read_text()
+    long = pd.DataFrame({"group": [f"g{i}" for i in range(MAX_PAGE_ROWS + 1)]})
+    assert _long_table(long, "summary").count("<tr") == 0 and "href='summary.csv'" in _long_table(long, "summary")
+    assert _long_table(long.iloc[:MAX_PAGE_ROWS], "summary").count("<tr") == MAX_PAGE_ROWS + 1
 
 
 def test_skips_are_counted_and_retries_deduplicated(sweep_logs: Path, tmp_path: Path) -> None:
@@ -920,9 +939,9 @@ def test_report_renders_in_headless_chromium_with_its_figures(sweep_logs: Path, 
     assert probe["width"] <= WINDOW_WIDTH, f"the page scrolls sideways: {probe['width']} px wide"
     assert [image["alt"] for image in images] == [
         "Cumulative incidence by model",
-        "Kaplan-Meier curves by condition (crash-specific)",
-        "PE trajectories aligned to the crash onset",
         "Crash rate by p_shock per model",
+        "PE trajectories aligned to the crash onset",
+        "Kaplan-Meier curves by condition (crash-specific)",
         "Crash-type mix by condition",
     ]
     for image in images:  # every embedded PNG decoded, at a size on the page

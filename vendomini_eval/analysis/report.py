@@ -26,11 +26,26 @@ from vendomini_eval.analysis.thresholds import ThresholdsResult
 
 GROUP_KEYS = ("experiment", "condition_label", "model")
 HEADLINE_COVARIATE = "pe_combined_cum"
+ADJUSTMENT = (*stats.SHOCK_EXPOSURE, *stats.BUSINESS_STATE)
+"""What the headline's adjusted PE effect holds fixed: the shocks and blocked steps so far, and the business's
+cash and goods (the adjustment under which the negative control, an agent that cannot respond to PE, shows no
+PE effect: bench/negative_control.py)."""
 """The PE covariate of the per-model headline: the accumulated PE, the quantity the study's hypothesis names."""
 PLANNING_HR = 1.5
 """The hazard ratio per SD that the power table plans for by default (`--power HR`)."""
 POOLED = "(all models)"
 """The `model` of a row pooled over the models (`--pool-models`)."""
+MAX_PAGE_ROWS = 24
+"""Rows a table may have on the page; a longer one (a row per condition of a big grid) is linked as CSV."""
+FIGURES = (
+    ("incidence", "Cumulative incidence by model"),
+    ("dose_response", "Crash rate by p_shock per model"),
+    ("heatmap", "Crash rate over the two main factors per model"),
+    ("pe_aligned", "PE trajectories aligned to the crash onset"),
+    ("km", "Kaplan-Meier curves by condition (crash-specific)"),
+    ("crash_types", "Crash-type mix by condition"),
+)
+"""The report's figures, in the order shown: before any table."""
 MAX_KM_CURVES = 24
 """KM curves drawn in one figure; more groups than this are listed in the table only."""
 
@@ -52,6 +67,8 @@ class Analysis:
     dose_rates: pd.DataFrame
     dose_trend: pd.DataFrame
     tv_cox: pd.DataFrame
+    pe_adjusted: pd.DataFrame
+    """Per model: the headline covariate's hazard ratio adjusted for ADJUSTMENT, within conditions."""
     crash_types: pd.DataFrame
     aligned: pd.DataFrame
     incoherence: pd.DataFrame
@@ -59,6 +76,8 @@ class Analysis:
     """Aalen-Johansen cumulative incidence of crash and business failure (competing) per model and per group."""
     incidence_summary: pd.DataFrame
     block: int
+    factors: list[str] = field(default_factory=list)
+    """The condition columns that vary across the runs, in the grid's order."""
     power: pd.DataFrame = field(default_factory=pd.DataFrame)
     """Per model: the smallest hazard ratio per SD detectable at 80% power, and the runs a planned one needs."""
     bootstrap_replicates: int = inference.BOOTSTRAP_REPLICATES
@@ -93,6 +112,7 @@ def analyze(log_dir: str | Path, block: int = 1, pool_models: bool = False, plan
                     aligned=stats.aligned_trajectories(runs, steps), incoherence=incoherence_by_model(runs),
                     incidence=_incidence(runs), incidence_summary=_incidence_summary(runs),
                     block=block, pool_models=pool_models, power=power_table(runs, planning_hr),
+                    factors=stats.grid_factors(runs, names) if len(runs) else [],
                     bootstrap_replicates=bootstrap_replicates, **tables)  # fmt: skip
 
 
@@ -118,6 +138,13 @@ def headline(analysis: Analysis) -> pd.DataFrame:
         if len(pe):
             row.update(pe_hr_per_sd=pe["hr_per_sd"].iloc[0], pe_hr_per_sd_lo=pe["hr_per_sd_lo"].iloc[0],
                        pe_hr_per_sd_hi=pe["hr_per_sd_hi"].iloc[0], pe_note=pe["note"].iloc[0])  # fmt: skip
+            adjusted = analysis.pe_adjusted
+            adjusted = adjusted[adjusted["model"] == model] if not adjusted.empty else adjusted
+            if len(adjusted):
+                row.update(pe_hr_per_sd_adjusted=adjusted["hr_per_sd"].iloc[0],
+                           pe_hr_per_sd_adjusted_lo=adjusted["hr_per_sd_lo"].iloc[0],
+                           pe_hr_per_sd_adjusted_hi=adjusted["hr_per_sd_hi"].iloc[0],
+                           pe_adjusted_note=adjusted["note"].iloc[0])  # fmt: skip
             own = analysis.intervals[analysis.intervals["model"] == model]
             if analysis.bootstrap_replicates and pe["note"].iloc[0] == "" and HEADLINE_COVARIATE in own:
                 boot = inference.bootstrap_hazard_ratio(own, HEADLINE_COVARIATE,
@@ -170,10 +197,14 @@ def survival_statistics(
     pooled over the models are added, marked `model` = POOLED: the model a factor (Cox, dose trend) or a
     stratum (time-varying Cox); the log-rank, which has no strata here, stays per model."""
     empty = pd.DataFrame()
-    logrank, cox, ph, dose_rates, dose_trend, tv_cox = [], [], [], [], [], []
+    logrank, cox, ph, dose_rates, dose_trend, tv_cox, adjusted = [], [], [], [], [], [], []
     covariates = [c for c in stats.TV_COVARIATES if c in steps]
-    intervals = stats.pe_intervals(runs, steps, covariates, block=block) if covariates and len(runs) else (
-        pd.DataFrame(columns=["run_id", "start", "stop", "event"]))  # fmt: skip
+    controls = list(ADJUSTMENT) if covariates and len(steps) and {"shock", "cash_cents"} <= set(steps) else []
+    if controls:  # what the world did to the run so far, lagged into the intervals as the PE is
+        exposure = pd.concat([stats.shock_exposure(steps), stats.business_state(steps)], axis=1)
+        steps = steps.assign(**{name: exposure[name].to_numpy() for name in controls})
+    intervals = stats.pe_intervals(runs, steps, [*covariates, *controls], block=block) if covariates and len(
+        runs) else pd.DataFrame(columns=["run_id", "start", "stop", "event"])  # fmt: skip
     if len(runs):
         intervals = intervals.merge(runs[["run_id", "group", "model"]], on="run_id", how="left")
     for (experiment, model), part in runs.groupby(["experiment", "model"], sort=True) if len(runs) else []:
@@ -196,6 +227,10 @@ def survival_statistics(
             tv_cox.append(stats.time_varying_cox(own, covariates).assign(model=model))
             if part["group"].nunique() > 1:  # the PE effect within conditions as well
                 tv_cox.append(stats.time_varying_cox(own, covariates, strata="group").assign(model=model))
+            if controls and HEADLINE_COVARIATE in own:
+                strata = "group" if part["group"].nunique() > 1 else None
+                fit = stats.adjusted_time_varying_cox(own, HEADLINE_COVARIATE, controls, strata=strata)
+                adjusted.append(fit.iloc[:1].assign(model=model, strata=strata or ""))
     if pool_models and len(runs) and runs["model"].nunique() > 1:
         dose_trend.append(stats.dose_response(runs)[1].assign(model=POOLED))  # the model a covariate
         if covariates:
@@ -203,7 +238,8 @@ def survival_statistics(
             tv_cox.append(stats.time_varying_cox(intervals, covariates, strata="group").assign(model=POOLED))
     return {"intervals": intervals if covariates else intervals.iloc[:0], "logrank": _concat(logrank),
             "cox": _concat(cox), "ph_test": _concat(ph), "dose_rates": _concat(dose_rates),
-            "dose_trend": _concat(dose_trend), "tv_cox": _concat(tv_cox) if tv_cox else empty}  # fmt: skip
+            "dose_trend": _concat(dose_trend), "tv_cox": _concat(tv_cox) if tv_cox else empty,
+            "pe_adjusted": _concat(adjusted)}  # fmt: skip
 
 
 def write_report(analysis: Analysis, out_dir: str | Path) -> Path:
@@ -215,7 +251,7 @@ def write_report(analysis: Analysis, out_dir: str | Path) -> Path:
     analysis.intervals.to_parquet(out / "intervals.parquet", index=False)
     analysis.summary.to_csv(out / "summary.csv", index=False)
     for name in ("km", "logrank", "cox", "ph_test", "dose_rates", "dose_trend", "tv_cox", "crash_types", "aligned",
-                 "incoherence", "incidence", "incidence_summary", "power"):  # fmt: skip
+                 "incoherence", "incidence", "incidence_summary", "power", "pe_adjusted"):  # fmt: skip
         getattr(analysis, name).to_csv(out / f"{name}.csv", index=False)
     if analysis.thresholds is not None:
         analysis.thresholds.table().to_csv(out / "thresholds.csv", index=False)
@@ -317,6 +353,20 @@ def _figures(analysis: Analysis, figure_dir: Path) -> dict[str, bytes]:
                title="Cumulative incidence by model: crash (solid), business failure (dashed)")  # fmt: skip
         ax.legend(fontsize=7, loc="upper left")
         figures["incidence"] = fig
+    if len(analysis.factors) >= 2:
+        rows, columns = analysis.factors[:2]
+        models = sorted(analysis.runs["model"].unique())
+        fig, axes = plt.subplots(1, len(models), figsize=(4 * len(models), 3.5), squeeze=False)
+        for ax, model in zip(axes[0], models, strict=True):
+            part = analysis.runs[analysis.runs["model"] == model]
+            rate = part.pivot_table(index=rows, columns=columns, values="crashed", aggfunc="mean")
+            image = ax.imshow(rate.to_numpy(float), vmin=0, vmax=1, cmap="Reds", aspect="auto")
+            ax.set(title=model, xlabel=columns, ylabel=rows, xticks=range(len(rate.columns)),
+                   yticks=range(len(rate.index)))  # fmt: skip
+            ax.set_xticklabels([str(v) for v in rate.columns], fontsize=7, rotation=45)
+            ax.set_yticklabels([str(v) for v in rate.index], fontsize=7)
+        fig.colorbar(image, ax=axes[0].tolist(), label="crash rate")
+        figures["heatmap"] = fig
     if not analysis.crash_types.empty:
         shares = analysis.crash_types.pivot_table(index="group", columns="crash_type", values="share", fill_value=0)
         fig, ax = plt.subplots(figsize=(8, max(2.5, 0.35 * len(shares) + 1)))
@@ -403,7 +453,9 @@ def _html(analysis: Analysis) -> str:
             f"interval); hazard ratio of a crash per SD of the accumulated PE (<code>{HEADLINE_COVARIATE}</code>), "
             "time-varying Cox across the model's conditions, with its model-based 95% interval and "
             f"(<code>boot</code>) the percentile interval of {analysis.bootstrap_replicates} resamples of runs "
-            "(a negative-control model such as <code>vendomini/open_loop</code>, when run, is its own row); mean "
+            "(a negative-control model such as <code>vendomini/open_loop</code>, when run, is its own row); "
+            "<code>adjusted</code>: the same within conditions, holding fixed the shocks and blocked steps so far "
+            "and the business's cash and goods (under which an agent that cannot respond to PE shows none); mean "
             "net worth at the end.</p>"
         )
         parts.append(_table(headline(analysis)))
@@ -418,6 +470,9 @@ def _html(analysis: Analysis) -> str:
         parts.append("</body></html>")
         return "\n".join(parts)
 
+    parts.append("<h2>Figures</h2>")
+    for name, alt in FIGURES:
+        parts.append(_figure(analysis, name, alt))
     parts.append("<h2>Cumulative incidence: crash and business failure</h2>")
     parts.append(
         f"<p>{competing.CIF_LABEL}: the share of runs lost to each cause by a step, per model (rows with a model) "
@@ -425,18 +480,16 @@ def _html(analysis: Analysis) -> str:
         "fails can no longer crash, so its failure competes with the crash; the crash-specific Kaplan-Meier "
         "below censors it instead. Values at each group's last step:</p>"
     )
-    parts.append(_table(analysis.incidence_summary))
-    parts.append(_figure(analysis, "incidence", "Cumulative incidence by model"))
+    parts.append(_long_table(analysis.incidence_summary, "incidence_summary"))
     parts.append("<h2>Crash rate and Kaplan-Meier median by condition</h2>")
     parts.append(
         "<p>Crash rate: crashed runs / runs, 95% Wilson interval; a censored run (max_steps, business "
         "failure, limit) never counts as a crash. KM median: steps to crash onset, 95% CI "
         f"({competing.CAUSE_SPECIFIC_KM_LABEL}).</p>"
     )
-    parts.append(_table(analysis.summary[["group", "runs", "crashes", "crash_rate", "crash_rate_lo",
+    parts.append(_long_table(analysis.summary[["group", "runs", "crashes", "crash_rate", "crash_rate_lo",
                                           "crash_rate_hi", "km_median", "km_median_lo", "km_median_hi",
-                                          "km_note"]]))  # fmt: skip
-    parts.append(_figure(analysis, "km", "Kaplan-Meier curves by condition (crash-specific)"))
+                                          "km_note"]], "summary"))  # fmt: skip
     parts.append("<h2>Time-varying Cox on the PE accumulators</h2>")
     pooled = (f"Rows of model <code>{POOLED}</code> pool the models, as asked with --pool-models, with the model "
               "(<code>strata model</code>) or the condition of each model (<code>strata group</code>) as a "
@@ -449,7 +502,6 @@ def _html(analysis: Analysis) -> str:
         f"within conditions); the others pool the model's conditions. {pooled}</p>"
     )
     parts.append(_table(analysis.tv_cox))
-    parts.append(_figure(analysis, "pe_aligned", "PE trajectories aligned to the crash onset"))
     parts.append("<h2>Power</h2>")
     parts.append(
         "<p>Per model, Schoenfeld's approximation (two-sided alpha 0.05, 80% power, a standardized covariate): "
@@ -476,18 +528,16 @@ def _html(analysis: Analysis) -> str:
                  (f"; <code>{POOLED}</code>: the models pooled, the model a covariate" if analysis.pool_models
                   else "") + ".</p>")  # fmt: skip
     parts.append(_table(analysis.dose_trend) if not analysis.dose_trend.empty else "<p>No trend test.</p>")
-    parts.append(_figure(analysis, "dose_response", "Crash rate by p_shock per model"))
     parts.append("<h2>Business</h2>")
     parts.append(
         "<p>Vending-Bench style measures per condition, means over runs: net worth at the end (cash, stock at "
         "unit cost, paid goods in transit), the lowest net worth after any step, and the days until sales stop "
         "(through the day of the last shipped order; 0 when nothing was sold), against the days run.</p>"
     )
-    parts.append(_table(analysis.summary[["group", "runs", "mean_net_worth", "mean_min_net_worth",
-                                          "mean_days_until_sales_stop", "mean_days"]]))  # fmt: skip
+    parts.append(_long_table(analysis.summary[["group", "runs", "mean_net_worth", "mean_min_net_worth",
+                                               "mean_days_until_sales_stop", "mean_days"]], "summary"))  # fmt: skip
     parts.append("<h2>Crash-type mix</h2>")
-    parts.append(_table(analysis.crash_types))
-    parts.append(_figure(analysis, "crash_types", "Crash-type mix by condition"))
+    parts.append(_long_table(analysis.crash_types, "crash_types"))
     parts.append("<h2>Secondary endpoint: incoherence</h2>")
     parts.append(
         "<p>Runs in which the agent's stated beliefs parted from its own actions (decoupling) or from what it "
@@ -507,9 +557,22 @@ def _table(frame: pd.DataFrame) -> str:
     return frame.to_html(index=False, na_rep="—", float_format=number, border=0)
 
 
+def _long_table(frame: pd.DataFrame, csv: str) -> str:
+    """The table, or, when it has more rows than a page should hold (one row per condition of a big grid), a
+    link to its CSV beside the report."""
+    if len(frame) <= MAX_PAGE_ROWS:
+        return _table(frame)
+    return (
+        f"<p>{len(frame)} rows, one per group: <a href='{csv}.csv'>{csv}.csv</a> (the figures above show them "
+        "at a glance).</p>"
+    )
+
+
 def _figure(analysis: Analysis, name: str, alt: str) -> str:
     png = analysis.figures.get(name)
     if png is None:
-        return f"<p class='note'>No figure: {html.escape(alt.lower())} needs more data.</p>"
+        why = (f"{len(analysis.km_fits)} groups are more curves than one figure can show (km.csv has each)"
+               if name == "km" and len(analysis.km_fits) > MAX_KM_CURVES else "needs more data")  # fmt: skip
+        return f"<p class='note'>No figure: {html.escape(alt.lower())}: {why}.</p>"
     data = base64.b64encode(png).decode("ascii")
     return f"<img alt='{html.escape(alt)}' src='data:image/png;base64,{data}'>"
