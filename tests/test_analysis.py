@@ -528,6 +528,32 @@ def test_the_heatmap_is_drawn_per_model_and_long_tables_are_linked(sweep_logs: P
     assert _long_table(long.iloc[:MAX_PAGE_ROWS], "summary").count("<tr") == MAX_PAGE_ROWS + 1
 
 
+def test_token_columns_are_the_sums_of_the_logs_usage_and_an_unknown_price_stays_empty(sweep_logs: Path) -> None:
+    from inspect_ai.log import list_eval_logs, read_eval_log_sample_summaries
+
+    from vendomini_eval.analysis.report import known_sum
+
+    runs = runs_table(load_runs(sweep_logs))
+    expected = {}
+    for info in list_eval_logs(str(sweep_logs)):
+        for summary in read_eval_log_sample_summaries(info.name):
+            usages = list(summary.model_usage.values())
+            assert usages, "a scripted model reports usage"
+            expected[str(summary.id), sum(u.input_tokens for u in usages)] = (
+                sum(u.output_tokens for u in usages),
+                sum(u.total_tokens for u in usages),
+                summary.working_time,
+            )
+    assert len(expected) == len(runs) == 8
+    for row in runs.itertuples():
+        output, total, working = expected[str(row.sample_id), row.input_tokens]
+        assert (row.output_tokens, row.total_tokens, row.working_time) == (output, total, working)
+        assert row.total_tokens > 0
+    assert runs["cost_usd"].isna().all()  # no price known for the scripted models: empty, never 0
+    assert math.isnan(known_sum(runs["cost_usd"])) and known_sum(runs["total_tokens"]) == runs["total_tokens"].sum()
+    assert math.isnan(known_sum(pd.Series([1.0, math.nan])))  # a total with an unknown part is unknown
+
+
 def test_skips_are_counted_and_retries_deduplicated(sweep_logs: Path, tmp_path: Path) -> None:
     from inspect_ai.log import EvalError, read_eval_log, write_eval_log
 

@@ -84,6 +84,8 @@ class RunRecord:
     record: dict[str, Any]
     """The other EpisodeRecord fields (condition, seed, outcome, limit, trace), without the key prefix."""
     completed_at: str
+    usage: Usage = field(default_factory=lambda: Usage())
+    """What the run cost: tokens, cost and time, from the log's sample summary."""
 
     @property
     def model_label(self) -> str:
@@ -233,6 +235,7 @@ def load_runs(log_dir: str | Path) -> LoadedLogs:
                 summary=summary,
                 record=record,
                 completed_at=str(sample.completed_at or ""),
+                usage=sample.usage,
             )
             previous = newest.get(run.identity)
             if previous is None:
@@ -286,6 +289,38 @@ def _one_line(text: str, path: Path, limit: int = 300) -> str:
 
 
 @dataclass(frozen=True)
+class Usage:
+    """A run's model usage, summed over the models it called (Inspect's `ModelUsage` per model). A count a
+    provider does not report is None; `cost` is None unless every model's cost is known (never 0 for unknown)."""
+
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    total_tokens: int | None = None
+    cache_read_tokens: int | None = None
+    cache_write_tokens: int | None = None
+    reasoning_tokens: int | None = None
+    cost: float | None = None
+    """US dollars, where Inspect knows the model's prices."""
+    total_time: float | None = None
+    """Seconds from the sample's start to its end."""
+    working_time: float | None = None
+    """Seconds of that the sample worked (not waiting on rate limits or concurrency)."""
+
+    @classmethod
+    def of(cls, model_usage: dict[str, Any], total_time: float | None, working_time: float | None) -> Usage:
+        usages = list(model_usage.values())
+
+        def total(name: str) -> Any:
+            values = [getattr(u, name) for u in usages]
+            return None if not values or any(v is None for v in values) else sum(values)
+
+        return cls(input_tokens=total("input_tokens"), output_tokens=total("output_tokens"),
+                   total_tokens=total("total_tokens"), cache_read_tokens=total("input_tokens_cache_read"),
+                   cache_write_tokens=total("input_tokens_cache_write"), reasoning_tokens=total("reasoning_tokens"),
+                   cost=total("total_cost"), total_time=total_time, working_time=working_time)  # fmt: skip
+
+
+@dataclass(frozen=True)
 class SampleHead:
     """What the analysis reads of a sample: identity, error and end time from the log's sample summaries, and
     the sample's own top-level fields up to its store (metadata and store among them)."""
@@ -295,6 +330,7 @@ class SampleHead:
     error: str | None
     completed_at: str | None
     head: dict[str, Any]
+    usage: Usage
 
 
 def _read_samples(path: Path) -> Iterator[SampleHead]:
@@ -314,7 +350,8 @@ def _read_samples(path: Path) -> Iterator[SampleHead]:
                     str(path), summary.id, summary.epoch, exclude_fields=SAMPLE_FIELDS_NOT_READ
                 )
                 head = {"metadata": sample.metadata, "store": sample.store}
-            yield SampleHead(summary.id, summary.epoch, summary.error, summary.completed_at, head)
+            usage = Usage.of(summary.model_usage, summary.total_time, summary.working_time)
+            yield SampleHead(summary.id, summary.epoch, summary.error, summary.completed_at, head, usage)
 
 
 def _read_head(archive: zipfile.ZipFile, member: str, fields: frozenset[str]) -> dict[str, Any] | None:

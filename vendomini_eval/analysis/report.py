@@ -152,6 +152,7 @@ def headline(analysis: Analysis) -> pd.DataFrame:
                 row.update(pe_hr_per_sd_boot_lo=boot.hr_per_sd_lo, pe_hr_per_sd_boot_hi=boot.hr_per_sd_hi,
                            pe_note=boot.note)  # fmt: skip
         row["mean_net_worth"] = float(part["net_worth"].mean())
+        row.update(total_tokens=known_sum(part["total_tokens"]), cost_usd=known_sum(part["cost_usd"]))
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -280,6 +281,9 @@ def _summary(runs: pd.DataFrame, rates: pd.DataFrame, km: pd.DataFrame) -> pd.Da
         mean_net_worth=("net_worth", "mean"), mean_min_net_worth=("min_net_worth", "mean"),
         mean_days_until_sales_stop=("days_until_sales_stop", "mean"), mean_pe_combined_sum=("pe_combined_sum", "mean"),
         mean_pe_combined_mean=("pe_combined_mean", "mean"), mean_brier=("brier_mean", "mean"),
+        input_tokens=("input_tokens", known_sum), output_tokens=("output_tokens", known_sum),
+        total_tokens=("total_tokens", known_sum), cache_read_tokens=("cache_read_tokens", known_sum),
+        cost_usd=("cost_usd", known_sum),
     ).reset_index()  # fmt: skip
     summary = rates.merge(means, on=list(GROUP_KEYS), how="left")
     km_part = km[["label", "median", "median_lo", "median_hi", "note"]].rename(
@@ -292,6 +296,11 @@ def _summary(runs: pd.DataFrame, rates: pd.DataFrame, km: pd.DataFrame) -> pd.Da
         }
     )
     return summary.merge(km_part, on="group", how="left")
+
+
+def known_sum(values: pd.Series) -> float:
+    """The sum, or NaN when any value is unknown: a total with an unknown part is unknown, never a smaller one."""
+    return float(values.sum()) if len(values) and values.notna().all() else math.nan
 
 
 def incoherence_by_model(runs: pd.DataFrame) -> pd.DataFrame:
@@ -456,7 +465,8 @@ def _html(analysis: Analysis) -> str:
             "(a negative-control model such as <code>vendomini/open_loop</code>, when run, is its own row); "
             "<code>adjusted</code>: the same within conditions, holding fixed the shocks and blocked steps so far "
             "and the business's cash and goods (under which an agent that cannot respond to PE shows none); mean "
-            "net worth at the end.</p>"
+            "net worth at the end; tokens and cost in US dollars over the model's runs (empty where a provider "
+            "or its prices did not say).</p>"
         )
         parts.append(_table(headline(analysis)))
     parts.append("<h3>Skipped</h3>")

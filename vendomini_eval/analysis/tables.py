@@ -97,6 +97,11 @@ def run_row(run: RunRecord) -> dict[str, Any]:
     row["brier_count"] = pe.brier_count
     row["predictions_made"] = summary.predictions_made
     row["actions_without_card"] = summary.actions_without_card
+    usage = run.usage
+    row.update(input_tokens=usage.input_tokens, output_tokens=usage.output_tokens, total_tokens=usage.total_tokens,
+               cache_read_tokens=usage.cache_read_tokens, cache_write_tokens=usage.cache_write_tokens,
+               reasoning_tokens=usage.reasoning_tokens, cost_usd=usage.cost, total_time=usage.total_time,
+               working_time=usage.working_time)  # fmt: skip
     row["log"] = run.log.path
     return row
 
