@@ -28,6 +28,12 @@ def test_wheel_maps_top_level_folders_into_the_package(tmp_path: Path) -> None:
     )  # fmt: skip
     (wheel,) = tmp_path.glob("vendomini_eval-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
+    # every module of the checkout is installed (a package missing from pyproject's list would be left out)
+    folders = {"vendomini_eval": "vendomini_eval", "tasks": "vendomini_eval/tasks", "solvers": "vendomini_eval/solvers",
+               "scorers": "vendomini_eval/scorers"}  # fmt: skip
+    modules = {f"{target}/{path.relative_to(ROOT / folder).as_posix()}" for folder, target in folders.items()
+               for path in (ROOT / folder).rglob("*.py") if "__pycache__" not in path.parts}  # fmt: skip
+    assert sorted(modules - set(names)) == []
     top_level = {name.split("/")[0] for name in names}
     assert {n for n in top_level if not n.endswith(".dist-info")} == {"vendomini_eval"}
     for expected in (
