@@ -554,6 +554,17 @@ def test_token_columns_are_the_sums_of_the_logs_usage_and_an_unknown_price_stays
     assert math.isnan(known_sum(pd.Series([1.0, math.nan])))  # a total with an unknown part is unknown
 
 
+def test_plan_power_from_a_pilots_logs(sweep_logs: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from vendomini_eval.analysis.inference import minimum_detectable_hr
+
+    assert main(["plan", "phase1", "--power", "1.5", "--from-logs", str(sweep_logs)]) == 0
+    out = capsys.readouterr().out
+    assert "220 runs per model in this plan" in out  # phase 1: 44 conditions x 5 replications
+    looping = next(line for line in out.splitlines() if "fault=looping" in line).split()
+    # 2 of 2 pilot runs crashed: 220 expected crashes, and the ratio they can detect
+    assert looping[-3:] == ["220", "220.0", f"{minimum_detectable_hr(220):.6f}"]
+
+
 def test_skips_are_counted_and_retries_deduplicated(sweep_logs: Path, tmp_path: Path) -> None:
     from inspect_ai.log import EvalError, read_eval_log, write_eval_log
 

@@ -90,6 +90,7 @@ SIMULATE = ("simulate", "--condition", "0", "--steps", "20")
         ((*SIMULATE, "--replication", "-1"), "--replication must be at least 0, got -1"),
         (("run", "phase1", "--dry-run", "--workers", "0"), "--workers must be an integer >= 1, got 0"),
         (("slurm", "status", "."), "no SLURM manifest"),
+        (("plan", "phase1", "--power", "1.5"), "--power HR and --from-logs DIR go together"),
         (("analyze", ".", "--out", "/tmp/vendomini-unused", "--power", "1"), "--power 1.0: a hazard ratio per SD"),
         (("analyze", ".", "--out", "/tmp/vendomini-unused", "--bootstrap", "10"), "--bootstrap 10: 0 (none) or at"),
     ],

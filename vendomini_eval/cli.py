@@ -126,7 +126,33 @@ def _print_summary(label: str, output: RunOutput) -> None:
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
-    print(format_plan(load_experiment(args.config)))
+    """The experiment's plan; with --from-logs, the power it will have, from a pilot's crash shares."""
+    if (args.power is None) != (args.from_logs is None):
+        raise UsageError("--power HR and --from-logs DIR go together: the pilot's crash share sets the power")
+    if args.power is not None and (args.power <= 0 or args.power == 1):
+        raise UsageError(f"--power {args.power}: a hazard ratio per SD above 0 and not 1")
+    experiment = load_experiment(args.config)
+    print(format_plan(experiment))
+    if args.from_logs is None:
+        return 0
+    try:  # the pilot's logs need the analysis extra
+        from vendomini_eval.analysis import AnalysisInputError, load_runs, runs_table
+        from vendomini_eval.analysis.report import power_table
+    except ImportError as error:
+        raise UsageError(f"{error}; install the analysis extra: pip install 'vendomini-eval[analysis]'") from None
+    try:
+        loaded = load_runs(args.from_logs)
+    except AnalysisInputError as error:
+        raise UsageError(f"--from-logs {args.from_logs}: {error}") from None
+    if not loaded.runs:
+        raise UsageError(f"--from-logs {args.from_logs}: no run could be read")
+    planned = len(experiment.conditions) * experiment.replications
+    table = power_table(runs_table(loaded), args.power, planned_runs=planned)
+    print(
+        f"\npower from the pilot in {args.from_logs} (Schoenfeld, two-sided alpha 0.05, 80% power, a standardized "
+        f"covariate; optimistic for PE accumulators, docs/METHOD.md), {planned} runs per model in this plan:"
+    )
+    print(table.to_string(index=False))
     return 0
 
 
@@ -384,6 +410,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     plan = sub.add_parser("plan", help="show an experiment's conditions and run counts")
     plan.add_argument("config", help="experiment YAML, or a shipped name such as phase1")
+    plan.add_argument("--power", type=float, metavar="HR", help="hazard ratio per SD to plan for (with --from-logs)")
+    plan.add_argument("--from-logs", metavar="DIR", help="a pilot's logs: each model's crash share sets the power")
     plan.set_defaults(func=cmd_plan, prog=plan.prog)
 
     sim = sub.add_parser("simulate", help="run one episode with a scripted policy, without Inspect")

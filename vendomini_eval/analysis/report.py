@@ -157,10 +157,11 @@ def headline(analysis: Analysis) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def power_table(runs: pd.DataFrame, planning_hr: float = PLANNING_HR) -> pd.DataFrame:
+def power_table(runs: pd.DataFrame, planning_hr: float = PLANNING_HR, planned_runs: int | None = None) -> pd.DataFrame:
     """Per model, from its observed crashes (Schoenfeld's approximation, two-sided alpha 0.05, 80% power, a
     covariate of unit variance per SD): the smallest hazard ratio per SD it can detect, and the runs it would
-    need for `planning_hr` at its observed crash share."""
+    need for `planning_hr` at its observed crash share. With `planned_runs` (a pilot's logs, a plan's runs per
+    model): the crashes expected at that share and the smallest hazard ratio they can detect."""
     rows = []
     for model, part in runs.groupby("model", sort=True) if len(runs) else []:
         crashes = int(part["crashed"].sum())
@@ -171,6 +172,11 @@ def power_table(runs: pd.DataFrame, planning_hr: float = PLANNING_HR) -> pd.Data
                      "crashes_needed": math.ceil(inference.schoenfeld_events(planning_hr)),
                      "runs_needed": math.ceil(inference.runs_needed(planning_hr, share)) if share else math.nan,
                      })  # fmt: skip
+        if planned_runs is not None:
+            expected = planned_runs * share
+            rows[-1].update(planned_runs=planned_runs, expected_crashes=round(expected, 1),
+                            planned_min_detectable_hr_per_sd=inference.minimum_detectable_hr(expected) if expected
+                            else math.nan)  # fmt: skip
     return pd.DataFrame(rows)
 
 
