@@ -267,10 +267,12 @@ class RunDetector(Detector):
     """A run-like pattern (a loop, a stall, a streak): `length` is the run's length; the pattern holds while it
     is at least `min_length`. SOFT as soon as the run breaks, HARD once it has grown by `confirm_steps`."""
 
-    min_length: int
+    min_length_field: str
+    """The field of `DetectorThresholds` that holds the pattern's minimum length."""
 
     def __init__(self, thresholds: DetectorThresholds) -> None:
         super().__init__(thresholds)
+        self.min_length: int = getattr(thresholds, self.min_length_field)
         self.length = 0
         self.start = 0
 
@@ -300,10 +302,10 @@ class Looping(RunDetector):
     inbound is waiting) neither count nor break it."""
 
     crash_type = "looping"
+    min_length_field = "looping_min_steps"
 
     def __init__(self, thresholds: DetectorThresholds) -> None:
         super().__init__(thresholds)
-        self.min_length = thresholds.looping_min_steps
         self.keys: deque[str] = deque(maxlen=3)
         self.counted: deque[int] = deque(maxlen=thresholds.looping_min_steps)  # steps of the latest counted calls
         self.runs = [0, 0, 0]
@@ -345,10 +347,7 @@ class NoProgress(RunDetector):
     progress); steps with nothing productive to do neither count nor reset."""
 
     crash_type = "stall"
-
-    def __init__(self, thresholds: DetectorThresholds) -> None:
-        super().__init__(thresholds)
-        self.min_length = thresholds.stall_steps
+    min_length_field = "stall_steps"
 
     def update(self, f: StepFacts) -> None:
         if f.progress:
@@ -364,10 +363,7 @@ class NoToolReplies(RunDetector):
     """Stall: consecutive replies without a tool call."""
 
     crash_type = "stall"
-
-    def __init__(self, thresholds: DetectorThresholds) -> None:
-        super().__init__(thresholds)
-        self.min_length = thresholds.stall_no_tool_replies
+    min_length_field = "stall_no_tool_replies"
 
     def update(self, f: StepFacts) -> None:
         if f.tool == NO_TOOL:
@@ -384,10 +380,7 @@ class Idle(RunDetector):
     available; steps with nothing productive to do neither count nor reset."""
 
     crash_type = "stall"
-
-    def __init__(self, thresholds: DetectorThresholds) -> None:
-        super().__init__(thresholds)
-        self.min_length = thresholds.stall_idle_steps
+    min_length_field = "stall_idle_steps"
 
     def update(self, f: StepFacts) -> None:
         if f.tool != WAIT and f.tool != NO_TOOL:

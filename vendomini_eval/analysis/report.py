@@ -79,6 +79,8 @@ class Analysis:
     factors: list[str] = field(default_factory=list)
     """The condition columns that vary across the runs, in the grid's order."""
     power: pd.DataFrame = field(default_factory=pd.DataFrame)
+    headline: pd.DataFrame = field(default_factory=pd.DataFrame)
+    """One row per model (`headline`): what the report opens with."""
     """Per model: the smallest hazard ratio per SD detectable at 80% power, and the runs a planned one needs."""
     bootstrap_replicates: int = inference.BOOTSTRAP_REPLICATES
     pool_models: bool = False
@@ -107,13 +109,16 @@ def analyze(log_dir: str | Path, block: int = 1, pool_models: bool = False, plan
     rates = stats.crash_rates(runs, GROUP_KEYS) if len(runs) else pd.DataFrame()
     km, km_fits = stats.kaplan_meier(runs, ["group"]) if len(runs) else (pd.DataFrame(), {})
     tables = survival_statistics(runs, steps, names, block=block, pool_models=pool_models)
-    return Analysis(loaded=loaded, runs=runs, steps=steps, summary=_summary(runs, rates, km), km=km, km_fits=km_fits,
-                    crash_types=stats.crash_type_mix(runs, ["group"]) if len(runs) else pd.DataFrame(),
-                    aligned=stats.aligned_trajectories(runs, steps), incoherence=incoherence_by_model(runs),
-                    incidence=_incidence(runs), incidence_summary=_incidence_summary(runs),
-                    block=block, pool_models=pool_models, power=power_table(runs, planning_hr),
-                    factors=stats.grid_factors(runs, names) if len(runs) else [],
-                    bootstrap_replicates=bootstrap_replicates, **tables)  # fmt: skip
+    analysis = Analysis(
+        loaded=loaded, runs=runs, steps=steps, summary=_summary(runs, rates, km), km=km, km_fits=km_fits,
+        crash_types=stats.crash_type_mix(runs, ["group"]) if len(runs) else pd.DataFrame(),
+        aligned=stats.aligned_trajectories(runs, steps), incoherence=incoherence_by_model(runs),
+        incidence=_incidence(runs), incidence_summary=_incidence_summary(runs), block=block, pool_models=pool_models,
+        power=power_table(runs, planning_hr), factors=stats.grid_factors(runs, names) if len(runs) else [],
+        bootstrap_replicates=bootstrap_replicates, **tables,
+    )  # fmt: skip
+    analysis.headline = headline(analysis)  # it reads the tables above
+    return analysis
 
 
 def headline(analysis: Analysis) -> pd.DataFrame:
@@ -203,7 +208,6 @@ def survival_statistics(
     rates and PE levels would otherwise make a PE effect out of the model alone. With `pool_models`, rows
     pooled over the models are added, marked `model` = POOLED: the model a factor (Cox, dose trend) or a
     stratum (time-varying Cox); the log-rank, which has no strata here, stays per model."""
-    empty = pd.DataFrame()
     logrank, cox, ph, dose_rates, dose_trend, tv_cox, adjusted = [], [], [], [], [], [], []
     covariates = [c for c in stats.TV_COVARIATES if c in steps]
     controls = list(ADJUSTMENT) if covariates and len(steps) and {"shock", "cash_cents"} <= set(steps) else []
@@ -220,11 +224,6 @@ def survival_statistics(
         cox_table, ph_table = stats.cox_conditions(part, factors)
         cox.append(_with_q(cox_table).assign(experiment=experiment, model=model))
         ph.append(ph_table.assign(experiment=experiment, model=model))
-    if pool_models and len(runs) and runs["model"].nunique() > 1:
-        for experiment, part in runs.groupby("experiment", sort=True):
-            cox_table, ph_table = stats.cox_conditions(part, stats.grid_factors(part, names))  # model: a factor
-            cox.append(cox_table.assign(experiment=experiment, model=POOLED))
-            ph.append(ph_table.assign(experiment=experiment, model=POOLED))
     for model, part in runs.groupby("model", sort=True) if len(runs) else []:
         model_rates, model_trend = stats.dose_response(part)
         dose_rates.append(model_rates.assign(model=model))
@@ -239,13 +238,17 @@ def survival_statistics(
                 fit = stats.adjusted_time_varying_cox(own, HEADLINE_COVARIATE, controls, strata=strata)
                 adjusted.append(fit.iloc[:1].assign(model=model, strata=strata or ""))
     if pool_models and len(runs) and runs["model"].nunique() > 1:
+        for experiment, part in runs.groupby("experiment", sort=True):
+            cox_table, ph_table = stats.cox_conditions(part, stats.grid_factors(part, names))  # model: a factor
+            cox.append(cox_table.assign(experiment=experiment, model=POOLED))
+            ph.append(ph_table.assign(experiment=experiment, model=POOLED))
         dose_trend.append(stats.dose_response(runs)[1].assign(model=POOLED))  # the model a covariate
         if covariates:
             tv_cox.append(stats.time_varying_cox(intervals, covariates, strata="model").assign(model=POOLED))
             tv_cox.append(stats.time_varying_cox(intervals, covariates, strata="group").assign(model=POOLED))
     return {"intervals": intervals if covariates else intervals.iloc[:0], "logrank": _concat(logrank),
             "cox": _concat(cox), "ph_test": _concat(ph), "dose_rates": _concat(dose_rates),
-            "dose_trend": _concat(dose_trend), "tv_cox": _concat(tv_cox) if tv_cox else empty,
+            "dose_trend": _concat(dose_trend), "tv_cox": _concat(tv_cox),
             "pe_adjusted": _concat(adjusted)}  # fmt: skip
 
 
@@ -258,7 +261,7 @@ def write_report(analysis: Analysis, out_dir: str | Path) -> Path:
     analysis.intervals.to_parquet(out / "intervals.parquet", index=False)
     analysis.summary.to_csv(out / "summary.csv", index=False)
     for name in ("km", "logrank", "cox", "ph_test", "dose_rates", "dose_trend", "tv_cox", "crash_types", "aligned",
-                 "incoherence", "incidence", "incidence_summary", "power", "pe_adjusted"):  # fmt: skip
+                 "incoherence", "incidence", "incidence_summary", "power", "pe_adjusted", "headline"):  # fmt: skip
         getattr(analysis, name).to_csv(out / f"{name}.csv", index=False)
     if analysis.thresholds is not None:
         analysis.thresholds.table().to_csv(out / "thresholds.csv", index=False)
@@ -474,7 +477,7 @@ def _html(analysis: Analysis) -> str:
             "net worth at the end; tokens and cost in US dollars over the model's runs (empty where a provider "
             "or its prices did not say).</p>"
         )
-        parts.append(_table(headline(analysis)))
+        parts.append(_table(analysis.headline))
     parts.append("<h3>Skipped</h3>")
     if loaded.skipped:
         counts = ", ".join(f"{kind}: {n}" for kind, n in sorted(loaded.skip_counts().items()))
