@@ -135,6 +135,32 @@ def test_the_pe_effect_is_estimated_per_model_and_pooling_needs_asking() -> None
     assert by_model.loc["pe_combined_cum", "hr"] != blind_pool["hr"]
 
 
+def test_missing_cards_read_as_zero_pe_do_not_make_the_headline_effect() -> None:
+    """One model, two conditions, no PE effect in either: with cards (PE accumulates) at a low hazard, and
+    without cards (the PE sum stays 0: nothing was predicted) at a fivefold hazard. Across the conditions, low
+    PE goes with crashing: a protective 'effect' of PE made by the prediction protocol alone. The headline reads
+    the fit within conditions, which the silent condition cannot move."""
+    from vendomini_eval.analysis.report import HEADLINE_COVARIATE, headline_pe_fit
+
+    cards_runs, cards_steps = simulate_pe_hazard(seed=30, runs=200, h0=0.005, beta=0.0)
+    silent_runs, silent_steps = simulate_pe_hazard(seed=31, runs=200, h0=0.025, beta=0.0)
+    silent_steps["pe_combined_cum"] = 0.0  # no card stated: no PE ever resolved
+    for frame in (silent_runs, silent_steps):
+        frame["run_id"] = "silent-" + frame["run_id"]
+    common = {"experiment": "synthetic", "model": "m"}
+    arms = [
+        cards_runs.assign(condition_label="cards", group="cards", **common),
+        silent_runs.assign(condition_label="silent", group="silent", **common),
+    ]
+    runs = pd.concat(arms, ignore_index=True)
+    tv = survival_statistics(runs, pd.concat([cards_steps, silent_steps], ignore_index=True), [])["tv_cox"]
+    across = tv[(tv["covariate"] == HEADLINE_COVARIATE) & (tv["strata"] == "")].iloc[0]
+    assert across["hr_hi"] < 1.0, across  # the artefact exists across conditions
+    [shown] = headline_pe_fit(tv, "m").to_dict("records")
+    assert shown["strata"] == "group" and shown["note"] == ""
+    assert shown["hr_lo"] <= 1.0 <= shown["hr_hi"], shown
+
+
 def test_time_varying_cox_finds_no_effect_when_there_is_none() -> None:
     runs, steps = simulate_pe_hazard(seed=1, beta=0.0, h0=0.02)
     [row] = stats.time_varying_cox(stats.pe_intervals(runs, steps, ["pe_combined_cum"]),

@@ -123,8 +123,8 @@ def analyze(log_dir: str | Path, block: int = 1, pool_models: bool = False, plan
 
 def headline(analysis: Analysis) -> pd.DataFrame:
     """One row per model: runs, crash incidence by the last step (competing business failure), business
-    failures, the hazard ratio per SD of the accumulated PE across the model's conditions (with its note when
-    not estimable), and mean net worth."""
+    failures, the hazard ratio per SD of the accumulated PE within the model's conditions (`headline_pe_fit`;
+    with its note when not estimable), and mean net worth."""
     runs = analysis.runs
     if runs.empty:
         return pd.DataFrame()
@@ -138,8 +138,7 @@ def headline(analysis: Analysis) -> pd.DataFrame:
         if incidence is not None and model in incidence.index:
             row.update({key: incidence.loc[model, key] for key in ("cif_crash", "cif_crash_lo", "cif_crash_hi",
                                                                  "business_failures")})  # fmt: skip
-        pe = tv[(tv["model"] == model) & (tv["covariate"] == HEADLINE_COVARIATE) & (tv["strata"] == "")] if (
-            not tv.empty) else tv  # fmt: skip
+        pe = headline_pe_fit(tv, model)
         if len(pe):
             row.update(pe_hr_per_sd=pe["hr_per_sd"].iloc[0], pe_hr_per_sd_lo=pe["hr_per_sd_lo"].iloc[0],
                        pe_hr_per_sd_hi=pe["hr_per_sd_hi"].iloc[0], pe_note=pe["note"].iloc[0])  # fmt: skip
@@ -152,7 +151,7 @@ def headline(analysis: Analysis) -> pd.DataFrame:
                            pe_adjusted_note=adjusted["note"].iloc[0])  # fmt: skip
             own = analysis.intervals[analysis.intervals["model"] == model]
             if analysis.bootstrap_replicates and pe["note"].iloc[0] == "" and HEADLINE_COVARIATE in own:
-                boot = inference.bootstrap_hazard_ratio(own, HEADLINE_COVARIATE,
+                boot = inference.bootstrap_hazard_ratio(own, HEADLINE_COVARIATE, strata=pe["strata"].iloc[0] or None,
                                                         replicates=analysis.bootstrap_replicates, seed=0)  # fmt: skip
                 row.update(pe_hr_per_sd_boot_lo=boot.hr_per_sd_lo, pe_hr_per_sd_boot_hi=boot.hr_per_sd_hi,
                            pe_note=boot.note)  # fmt: skip
@@ -160,6 +159,18 @@ def headline(analysis: Analysis) -> pd.DataFrame:
         row.update(total_tokens=known_sum(part["total_tokens"]), cost_usd=known_sum(part["cost_usd"]))
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def headline_pe_fit(tv_cox: pd.DataFrame, model: str) -> pd.DataFrame:
+    """The model's time-varying Cox row of HEADLINE_COVARIATE that the headline shows: within conditions (the
+    condition a stratum) when the model ran several, else across its runs. Across conditions, a condition whose
+    agent states no cards (its PE sums stay 0: no prediction, not a perfect one) and crashes at another rate
+    would make a PE effect out of the prediction protocol alone."""
+    if tv_cox.empty:
+        return tv_cox
+    rows = tv_cox[(tv_cox["model"] == model) & (tv_cox["covariate"] == HEADLINE_COVARIATE)]
+    within = rows[rows["strata"] == "group"]
+    return within if len(within) else rows[rows["strata"] == ""]
 
 
 def power_table(runs: pd.DataFrame, planning_hr: float = PLANNING_HR, planned_runs: int | None = None) -> pd.DataFrame:
@@ -469,7 +480,8 @@ def _html(analysis: Analysis) -> str:
         parts.append(
             "<p>Crash incidence by each model's last step (Aalen-Johansen, business failure competing, 95% "
             f"interval); hazard ratio of a crash per SD of the accumulated PE (<code>{HEADLINE_COVARIATE}</code>), "
-            "time-varying Cox across the model's conditions, with its model-based 95% interval and "
+            "time-varying Cox within the model's conditions (each its own baseline: a condition without cards, "
+            "whose PE sums stay 0, cannot make the effect), with its model-based 95% interval and "
             f"(<code>boot</code>) the percentile interval of {analysis.bootstrap_replicates} resamples of runs "
             "(a negative-control model such as <code>vendomini/open_loop</code>, when run, is its own row); "
             "<code>adjusted</code>: the same within conditions, holding fixed the shocks and blocked steps so far "
