@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import subprocess
@@ -15,6 +16,7 @@ from hypothesis import strategies as st
 
 from vendomini_eval.condition import Condition
 from vendomini_eval.experiments import (
+    SEED_DOMAIN,
     ExperimentConfigError,
     condition_label,
     condition_slug,
@@ -283,6 +285,25 @@ def test_seeds_depend_on_experiment_seed_condition_and_replication() -> None:
     assert seed != derive_run_seed(1, condition, 1)
     assert seed != derive_run_seed(1, Condition(pe={"surprise_threshold": 0.6}), 0)
     assert seed == derive_run_seed(1, Condition(p_shock=0.1), 0)  # same condition written explicitly
+
+
+def test_observability_arms_share_seeds_and_nothing_else_does() -> None:
+    """Arms that differ only in what the agent is told (INFORMATION_KEYS) meet the same world: the pairs the
+    paired observability comparison reads. Every other knob still gives its own seeds."""
+    runs = expand_runs(load_experiment("phase2"))
+    by_seed: dict[int, list] = {}
+    for run in runs:
+        by_seed.setdefault(run.seed, []).append(run)
+    assert len(by_seed) == len(runs) // 3  # full, delayed, hidden
+    for arms in by_seed.values():
+        assert sorted(run.condition.observability for run in arms) == ["delayed", "full", "hidden"]
+        worlds = {run.condition.model_copy(update={"observability": "full"}).canonical_json() for run in arms}
+        assert len(worlds) == 1 and len({run.replication for run in arms}) == 1
+    assert derive_run_seed(1, Condition(notice_delay_steps=9, observability="delayed"), 0) == derive_run_seed(
+        1, Condition(), 0)
+    # a full-observability condition keeps the seed of the plain derivation (published runs stay reproducible)
+    plain = hashlib.sha256(f"{SEED_DOMAIN}\n1\n{Condition().canonical_json()}\n0".encode()).digest()
+    assert derive_run_seed(1, Condition(), 0) == int.from_bytes(plain[:8], "big") & (2**63 - 1)
 
 
 @given(st.integers(min_value=0, max_value=2**64), st.integers(min_value=0, max_value=10_000))

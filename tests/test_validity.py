@@ -107,6 +107,23 @@ def test_observability_moves_the_attentive_baseline_and_its_pe_in_the_same_world
     assert temporal["full"] < temporal["hidden"]
 
 
+def test_a_stream_of_notices_slows_the_attentive_baseline_but_never_stops_it() -> None:
+    """Told of a shock at every step, the attentive heuristic looks again only after a step of its routine and
+    revises only orders still on their way: it keeps shipping and never crashes, as when it is not told. (Looking
+    again at every notice, it once crashed in most of these runs: the information itself made the crashes.)"""
+    for level in (1, 2):
+        for mode in ("full", "delayed", "hidden"):
+            condition = Condition(complexity_level=level, p_shock=1.0, max_steps=300, observability=mode)
+            for seed in range(3):
+                episode = run_policy(condition, seed, "attentive").episode
+                assert not episode.summary().crashed, (level, mode, seed, episode.crash)
+                tools = episode.trace.column("tool")
+                assert tools[-100:].count("ship") > 0
+                errors = [e for e, tool in zip(episode.trace.column("error_kind"), tools, strict=True)
+                          if tool == "revise_expectation" and e]  # fmt: skip
+                assert 4 * len(errors) <= tools.count("revise_expectation")  # an order can arrive before it says so
+
+
 def test_the_plain_heuristic_ignores_what_it_is_told() -> None:
     """Without reading notices, the heuristic acts identically in every observability mode (the attentive
     variant exists for that reason)."""

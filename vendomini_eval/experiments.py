@@ -27,6 +27,11 @@ from vendomini_eval.condition import Condition
 SEED_DOMAIN = "vendomini/run-seed/v1"
 """Prefix of the hashed seed payload: changing the derivation means changing this tag."""
 
+INFORMATION_KEYS = ("observability", "notice_delay_steps")
+"""Condition knobs that change only what the agent is told about a shock, never the world or the shock schedule.
+They do not enter the run seed: arms that differ only in them meet the same world on the same seeds (the
+paired observability design, docs/METHOD.md)."""
+
 TOP_LEVEL_KEYS = (
     "inherit",
     "name",
@@ -130,9 +135,12 @@ def derive_run_seed(experiment_seed: int, condition: Condition, replication: int
     """The run seed: sha256(domain, experiment seed, canonical condition, replication); 8 bytes, 63 bits.
 
     Pure function of its inputs (no OS randomness, no hash()), so every process and machine agrees, and the
-    model is not an input: every model of a condition meets the same shock schedule.
+    model is not an input: every model of a condition meets the same shock schedule. The condition enters with
+    its INFORMATION_KEYS at their defaults, so an observability arm shares the seeds of its full-observability
+    twin (whose seeds are those of the derivation before this rule).
     """
-    payload = f"{SEED_DOMAIN}\n{experiment_seed}\n{condition.canonical_json()}\n{replication}"
+    world = condition.model_copy(update={key: Condition.model_fields[key].default for key in INFORMATION_KEYS})
+    payload = f"{SEED_DOMAIN}\n{experiment_seed}\n{world.canonical_json()}\n{replication}"
     digest = hashlib.sha256(payload.encode("utf-8")).digest()
     return int.from_bytes(digest[:8], "big") & (2**63 - 1)
 

@@ -21,6 +21,7 @@ import pandas as pd  # inspect-evals-lint: ignore[external_dependencies] -- the 
 
 from vendomini_eval.analysis import competing, inference, stats
 from vendomini_eval.analysis.load import LoadedLogs, load_runs
+from vendomini_eval.analysis.paired import paired_observability
 from vendomini_eval.analysis.tables import condition_columns, runs_table, steps_table, write_table
 from vendomini_eval.analysis.thresholds import ThresholdsResult
 
@@ -79,9 +80,11 @@ class Analysis:
     factors: list[str] = field(default_factory=list)
     """The condition columns that vary across the runs, in the grid's order."""
     power: pd.DataFrame = field(default_factory=pd.DataFrame)
+    """Per model: the smallest hazard ratio per SD detectable at 80% power, and the runs a planned one needs."""
     headline: pd.DataFrame = field(default_factory=pd.DataFrame)
     """One row per model (`headline`): what the report opens with."""
-    """Per model: the smallest hazard ratio per SD detectable at 80% power, and the runs a planned one needs."""
+    paired: pd.DataFrame = field(default_factory=pd.DataFrame)
+    """Per experiment, model and observability arm: the within-seed comparison with full observability."""
     bootstrap_replicates: int = inference.BOOTSTRAP_REPLICATES
     pool_models: bool = False
     """Rows pooled over the models were asked for (`--pool-models`)."""
@@ -114,7 +117,7 @@ def analyze(log_dir: str | Path, block: int = 1, pool_models: bool = False, plan
         crash_types=stats.crash_type_mix(runs, ["group"]) if len(runs) else pd.DataFrame(),
         aligned=stats.aligned_trajectories(runs, steps), incoherence=incoherence_by_model(runs),
         incidence=_incidence(runs), incidence_summary=_incidence_summary(runs), block=block, pool_models=pool_models,
-        power=power_table(runs, planning_hr), factors=stats.grid_factors(runs, names) if len(runs) else [],
+        power=power_table(runs, planning_hr), paired=paired_observability(runs), factors=stats.grid_factors(runs, names) if len(runs) else [],
         bootstrap_replicates=bootstrap_replicates, **tables,
     )  # fmt: skip
     analysis.headline = headline(analysis)  # it reads the tables above
@@ -272,7 +275,7 @@ def write_report(analysis: Analysis, out_dir: str | Path) -> Path:
     analysis.intervals.to_parquet(out / "intervals.parquet", index=False)
     analysis.summary.to_csv(out / "summary.csv", index=False)
     for name in ("km", "logrank", "cox", "ph_test", "dose_rates", "dose_trend", "tv_cox", "crash_types", "aligned",
-                 "incoherence", "incidence", "incidence_summary", "power", "pe_adjusted", "headline"):  # fmt: skip
+                 "incoherence", "incidence", "incidence_summary", "power", "pe_adjusted", "headline", "paired"):  # fmt: skip
         getattr(analysis, name).to_csv(out / f"{name}.csv", index=False)
     if analysis.thresholds is not None:
         analysis.thresholds.table().to_csv(out / "thresholds.csv", index=False)
@@ -490,6 +493,18 @@ def _html(analysis: Analysis) -> str:
             "or its prices did not say).</p>"
         )
         parts.append(_table(analysis.headline))
+        if not analysis.paired.empty:
+            parts.append("<h3>Same world, different information: observability arms paired by seed</h3>")
+            parts.append(
+                "<p>Arms that differ only in what the agent is told share their seeds: each pair is one world "
+                "(demand, shocks) run under two kinds of information. <code>pe_diff</code>: mean within-pair "
+                "difference of the run's mean combined PE, arm minus reference, 95% t interval; crashes in one "
+                "arm only, McNemar's exact p; <code>hr_arm</code>: the pair-stratified Cox hazard ratio of a crash "
+                "(exact conditional likelihood: the odds that the arm's run crashed first among the informative "
+                "pairs), Clopper-Pearson 95% interval and exact p. An agent that ignores notices shows 0 and "
+                "no discordant pair here.</p>"
+            )
+            parts.append(_long_table(_paired_view(analysis.paired), "paired"))
     parts.append("<h3>Skipped</h3>")
     if loaded.skipped:
         counts = ", ".join(f"{kind}: {n}" for kind, n in sorted(loaded.skip_counts().items()))
@@ -586,6 +601,23 @@ def _table(frame: pd.DataFrame) -> str:
         return "—" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.4g}"
 
     return frame.to_html(index=False, na_rep="—", float_format=number, border=0)
+
+
+def _paired_view(paired: pd.DataFrame) -> pd.DataFrame:
+    """The paired comparison narrowed to the page: each estimate with its interval in one cell (paired.csv has
+    them apart, with the crash counts of each arm)."""
+
+    def interval(name: str) -> pd.Series:
+        return paired.apply(lambda r: f"{r[name]:.3g} [{r[f'{name}_lo']:.3g}, {r[f'{name}_hi']:.3g}]"
+                            if math.isfinite(r[name]) else "—", axis=1)  # fmt: skip
+
+    return pd.DataFrame({
+        "experiment": paired["experiment"], "model": paired["model"], "arm vs reference":
+        paired["arm"] + " vs " + paired["reference"], "pairs": paired["pairs"], "pe_diff": interval("pe_diff"),
+        "pe_temporal_diff": interval("pe_temporal_diff"), "crash only in reference": paired["crash_reference_only"],
+        "crash only in arm": paired["crash_arm_only"], "mcnemar_p": paired["mcnemar_p"],
+        "hr_arm": interval("hr_arm"), "hr_p": paired["hr_p"], "note": paired["note"],
+    })  # fmt: skip
 
 
 def _long_table(frame: pd.DataFrame, csv: str) -> str:
