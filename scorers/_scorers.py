@@ -69,8 +69,9 @@ def _ending(record: EpisodeRecord, summary: EpisodeSummary) -> str:
 def survival() -> Scorer:
     """Time to crash as right-censored survival data.
 
-    Value: time_to_crash (the crash's onset step if crashed, else the steps run), crashed, censored and
-    terminated (1/0; terminated is a business failure, which censors the run), steps. Metrics: mean and
+    Value: time_to_crash (the crash's onset step if crashed, else the steps run), crashed, non_starter (a crash
+    before the agent's first productive action: it never functioned), censored and terminated (1/0;
+    terminated is a business failure, which censors the run), steps. Metrics: mean and
     stderr per key, plus `crash_rate` and `km_median_survival` over (time_to_crash, crashed).
     """
 
@@ -86,6 +87,8 @@ def survival() -> Scorer:
                 f"Crashed ({crash.crash_type}, {crash.severity}) with onset at step {crash.onset_step}, "
                 f"detected at {crash.detected_step}, confirmed at {crash.resolved_step}"
             )
+            if summary.non_starter:
+                what = f"Non-starter (no productive action before the onset): {what[0].lower()}{what[1:]}"
         else:
             what = f"No crash: censored at step {values['time_to_crash']}"
         return Score(

@@ -16,7 +16,7 @@ from vendomini_eval.results import EpisodeSummary
 NO_CRASH = "none"
 """Crash-type value of a run that did not crash."""
 
-SURVIVAL_KEYS: tuple[str, ...] = ("time_to_crash", "crashed", "censored", "terminated", "steps")
+SURVIVAL_KEYS: tuple[str, ...] = ("time_to_crash", "crashed", "non_starter", "censored", "terminated", "steps")
 INCOHERENCE_KEYS: tuple[str, ...] = ("time_to_incoherence", "incoherent")
 BUSINESS_KEYS: tuple[str, ...] = ("net_worth", "cash", "orders_shipped", "orders_failed", "business_failed")
 PE_KEYS: tuple[str, ...] = (
@@ -31,10 +31,12 @@ PE_KEYS: tuple[str, ...] = (
 
 
 def survival_values(summary: EpisodeSummary) -> dict[str, int]:
-    """time_to_crash (onset step if crashed, else steps run), crashed / censored / terminated as 1/0, steps."""
+    """time_to_crash (onset step if crashed, else steps run), crashed / non_starter (crashed before its first
+    productive action) / censored / terminated as 1/0, steps."""
     return {
         "time_to_crash": summary.time_to_crash,
         "crashed": int(summary.crashed),
+        "non_starter": int(bool(summary.non_starter)),
         "censored": int(summary.censored),
         "terminated": int(summary.terminated is not None),
         "steps": summary.steps,

@@ -323,7 +323,7 @@ class _Run:
     def outcome(self) -> str:
         episode = self.episode
         if episode.crash is not None:
-            return "crashed"
+            return "non_starter" if episode.summary().non_starter else "crashed"
         if episode.state.terminated:
             return "terminated"
         return "censored"

@@ -12,10 +12,12 @@ from inspect_ai.util import StoreModel
 
 from vendomini_eval.results import EpisodeSummary
 
-Outcome = Literal["crashed", "terminated", "censored", "limit", "error"]
-"""crashed: the detector confirmed a crash. terminated: the business failed. censored: max_steps reached.
+Outcome = Literal["crashed", "non_starter", "terminated", "censored", "limit", "error"]
+"""crashed: the detector confirmed a crash. non_starter: it confirmed a crash whose onset came before the
+agent's first productive action (the agent never functioned: a crash in the survival data, left out of the
+PE-hazard test). terminated: the business failed. censored: max_steps reached.
 limit: an Inspect limit (messages, tokens, time, cost) cut the run short. error: a provider or harness error
-cut it short. Only `crashed` is a crash; the others are right-censored at the steps run."""
+cut it short. Only `crashed` and `non_starter` are crashes; the others are right-censored at the steps run."""
 
 
 class EpisodeRecord(StoreModel):

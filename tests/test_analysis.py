@@ -36,7 +36,7 @@ from vendomini_eval.analysis import (
     write_report,
 )
 from vendomini_eval.analysis.load import LoadedLogs, LogHeader, RunRecord
-from vendomini_eval.analysis.report import POOLED, incoherence_by_model, survival_statistics
+from vendomini_eval.analysis.report import POOLED, incoherence_by_model, non_starters, survival_statistics
 from vendomini_eval.analysis.tables import business_metrics
 from vendomini_eval.cli import main
 from vendomini_eval.condition import Condition
@@ -159,6 +159,30 @@ def test_missing_cards_read_as_zero_pe_do_not_make_the_headline_effect() -> None
     [shown] = headline_pe_fit(tv, "m").to_dict("records")
     assert shown["strata"] == "group" and shown["note"] == ""
     assert shown["hr_lo"] <= 1.0 <= shown["hr_hi"], shown
+
+
+def test_non_starters_stay_out_of_the_pe_models() -> None:
+    """A model with no PE effect, plus runs that never functioned: from step 1 they repeat a call with a wrong
+    expectation (a PE each step) and crash at steps 5-12, before any productive action. In the PE models they
+    would make a strong 'effect' out of the failure to start; marked as non-starters they stay out of them,
+    and the headline counts them."""
+    runs, steps = simulate_pe_hazard(seed=5, runs=200, h0=0.01, beta=0.0)
+    rng = np.random.default_rng(6)
+    onsets = rng.integers(5, 13, size=80)
+    stuck = pd.DataFrame({"run_id": [f"stuck{i}" for i in range(80)], "time_to_crash": onsets, "crashed": True})
+    stuck_steps = pd.DataFrame([(f"stuck{i}", t, 0.5 * t) for i, onset in enumerate(onsets)
+                                for t in range(1, onset + 1)], columns=["run_id", "step", "pe_combined_cum"])  # fmt: skip
+    runs = pd.concat([runs.assign(non_starter=False), stuck.assign(non_starter=True)], ignore_index=True)
+    runs = runs.assign(model="m", group="m", experiment="synthetic", condition_label="base")
+    steps = pd.concat([steps, stuck_steps], ignore_index=True)
+    [naive] = stats.time_varying_cox(stats.pe_intervals(runs, steps, ["pe_combined_cum"]),
+                                     ["pe_combined_cum"]).to_dict("records")  # fmt: skip
+    assert naive["hr_lo"] > 1.0, naive  # the artefact
+    tables = survival_statistics(runs, steps, [])
+    assert not tables["intervals"]["run_id"].str.startswith("stuck").any()
+    [row] = tables["tv_cox"][tables["tv_cox"]["covariate"] == "pe_combined_cum"].to_dict("records")
+    assert row["hr_lo"] <= 1.0 <= row["hr_hi"], row
+    assert non_starters(runs).sum() == 80 and not non_starters(runs.drop(columns="non_starter")).any()
 
 
 def test_time_varying_cox_finds_no_effect_when_there_is_none() -> None:

@@ -178,6 +178,7 @@ def test_fault_model_crashes_near_its_onset_and_ends_the_sample(tmp_path: Any, n
     assert survival["steps"] < max_steps  # the crash ended the sample
     stored = record(sample)
     assert stored.outcome == "crashed" and stored.summary["steps"] == survival["steps"]
+    assert survival["non_starter"] == 0 and stored.summary["first_progress_step"] < onset
     [event] = crash_events(sample)
     assert event.source == "vendomini"
     assert event.data["crash"]["crash_type"] == "looping"
@@ -193,7 +194,8 @@ def test_heuristic_without_shocks_reaches_max_steps(tmp_path: Any, no_network: l
     for sample in log.samples:
         assert sample.error is None and sample.limit is None
         assert sample.scores["survival"].value == {
-            "time_to_crash": max_steps, "crashed": 0, "censored": 1, "terminated": 0, "steps": max_steps,
+            "time_to_crash": max_steps, "crashed": 0, "non_starter": 0, "censored": 1, "terminated": 0,
+            "steps": max_steps,
         }  # fmt: skip
         assert sample.scores["crash_type"].value == "none"
         assert record(sample).outcome == "censored"
@@ -224,7 +226,8 @@ def test_mockllm_success_path(tmp_path: Any, no_network: list[Any]) -> None:
     assert all(valid for _, valid, _ in trace_rows(sample))
     assert record(sample).outcome == "censored"
     survival = sample.scores["survival"].value
-    assert survival == {"time_to_crash": 8, "crashed": 0, "censored": 1, "terminated": 0, "steps": 8}
+    assert survival == {"time_to_crash": 8, "crashed": 0, "non_starter": 0, "censored": 1, "terminated": 0,
+                        "steps": 8}
     pe = sample.scores["prediction_errors"].value
     assert pe["pe_causal_count"] == len(outputs) and pe["pe_causal_sum"] == 0  # every call succeeded as stated
     assert pe["pe_quantity_count"] == 1 and pe["pe_quantity_sum"] == 0  # the empty warehouse, as stated
@@ -251,7 +254,8 @@ def test_mockllm_invalid_burst_crash_path(tmp_path: Any, no_network: list[Any]) 
     assert sample.scores["crash_type"].value == "invalid_burst"
     survival = sample.scores["survival"].value
     assert survival["crashed"] == 1 and survival["steps"] < 40 and survival["time_to_crash"] <= 10
-    assert record(sample).outcome == "crashed"
+    # it never made a valid order or shipment: a non-starter, not a breakdown after accumulating PE
+    assert record(sample).outcome == "non_starter" and survival["non_starter"] == 1
     assert {kind for _, valid, kind in trace_rows(sample)} == {"unknown_tool", "malformed"}
     assert not any(valid for _, valid, _ in trace_rows(sample))
     [event] = crash_events(sample)
@@ -263,7 +267,7 @@ def test_mockllm_replies_without_tool_calls_crash_and_are_nudged(tmp_path: Any, 
     log = run(mock_task(100), model=MOCK, model_args={"custom_outputs": outputs}, tmp_path=tmp_path)
     sample = only_sample(log)
     assert sample.scores["crash_type"].value in ("invalid_burst", "stall")
-    assert record(sample).outcome == "crashed"
+    assert record(sample).outcome == "non_starter"
     steps = sample.scores["survival"].value["steps"]
     assert steps < 40
     assert trace_rows(sample) == [("<no_tool>", False, "no_tool_call")] * steps

@@ -73,6 +73,7 @@ def make_summary(
     surprises: int = 2,
     predictions_made: int = 40,
     actions_without_card: int = 3,
+    non_starter: bool = False,
 ) -> dict[str, Any]:
     """A run summary as the solver stores it (JSON)."""
     pe = PESummary(
@@ -95,6 +96,8 @@ def make_summary(
         time_to_crash=crash.onset_step if crash else steps,
         censored=crash is None,
         crash=crash,
+        non_starter=crash is not None and non_starter,
+        first_progress_step=None if non_starter else 3,
         incoherent=incoherence is not None,
         incoherence_type=incoherence.crash_type if incoherence else None,
         time_to_incoherence=incoherence.onset_step if incoherence else steps,
@@ -135,6 +138,11 @@ RECORDS: dict[str, dict[str, Any]] = {
     "crashed": {
         "outcome": "crashed",
         "summary": make_summary(steps=59, crash=LOOPING),
+        "trace": make_trace(59),
+    },
+    "non_starter": {
+        "outcome": "non_starter",
+        "summary": make_summary(steps=59, crash=LOOPING, non_starter=True),
         "trace": make_trace(59),
     },
     "censored": {
@@ -275,10 +283,14 @@ def test_crash_type_share() -> None:
 @pytest.mark.parametrize(
     ("case", "expected"),
     [
-        ("crashed", {"time_to_crash": 40, "crashed": 1, "censored": 0, "terminated": 0, "steps": 59}),
-        ("censored", {"time_to_crash": 500, "crashed": 0, "censored": 1, "terminated": 0, "steps": 500}),
-        ("terminated", {"time_to_crash": 87, "crashed": 0, "censored": 1, "terminated": 1, "steps": 87}),
-        ("limit", {"time_to_crash": 30, "crashed": 0, "censored": 1, "terminated": 0, "steps": 30}),
+        ("crashed", {"time_to_crash": 40, "crashed": 1, "non_starter": 0, "censored": 0, "terminated": 0, "steps": 59}),
+        ("non_starter", {"time_to_crash": 40, "crashed": 1, "non_starter": 1, "censored": 0, "terminated": 0,
+                         "steps": 59}),
+        ("censored", {"time_to_crash": 500, "crashed": 0, "non_starter": 0, "censored": 1, "terminated": 0,
+                      "steps": 500}),
+        ("terminated", {"time_to_crash": 87, "crashed": 0, "non_starter": 0, "censored": 1, "terminated": 1,
+                        "steps": 87}),
+        ("limit", {"time_to_crash": 30, "crashed": 0, "non_starter": 0, "censored": 1, "terminated": 0, "steps": 30}),
     ],
 )
 def test_survival_values(case: str, expected: dict[str, int]) -> None:
@@ -290,6 +302,9 @@ def test_survival_values(case: str, expected: dict[str, int]) -> None:
 
 def test_survival_explanations() -> None:
     assert "onset at step 40" in (run_scorer(survival(), "crashed").explanation or "")
+    assert "Non-starter" not in (run_scorer(survival(), "crashed").explanation or "")
+    assert (run_scorer(survival(), "non_starter").explanation or "").startswith(
+        "Non-starter (no productive action before the onset): crashed (looping, hard) with onset at step 40")
     assert "censored at step 500" in (run_scorer(survival(), "censored").explanation or "")
     assert "outcome limit (message) after 30 steps" in (run_scorer(survival(), "limit").explanation or "")
 

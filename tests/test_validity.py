@@ -155,3 +155,17 @@ def test_a_revision_resolves_against_the_delivery() -> None:
         by_field = {pe.field: pe.value for pe in resolved}
         assert by_field == {"expected_delivery_day": expected_pe, "expected_quantity": 0.0}
         assert episode.predictions_made >= 2
+
+
+@pytest.mark.parametrize(("fault", "onset", "non_starter"), [("looping", 1, True), ("invalid_burst", 1, True),
+                                                            ("looping", 60, False), ("stall", 60, False)])  # fmt: skip
+def test_a_crash_before_the_first_productive_action_is_a_non_starter(fault: str, onset: int, non_starter: bool) -> None:
+    """An agent that never made a valid order or shipment before its crash onset did not break down after
+    accumulating PE: it never functioned. The summary says so; a crash after working steps is a breakdown."""
+    summary = run_policy(Condition(max_steps=200, p_shock=0.3), 3, "heuristic", fault=fault, onset=onset).episode.summary()
+    assert summary.crashed and summary.non_starter is non_starter
+    assert (summary.first_progress_step is None) is non_starter
+    if not non_starter:
+        assert summary.first_progress_step < summary.time_to_crash
+    healthy = run_policy(Condition(max_steps=100), 3, "heuristic").episode.summary()
+    assert not healthy.crashed and healthy.non_starter is False and healthy.first_progress_step is not None

@@ -182,6 +182,8 @@ class Episode:
         """Prediction values stated (card fields other than the rationale, and revisions)."""
         self.actions_without_card = 0
         """Calls of tools that take a card, made without one (only possible when predictions are optional)."""
+        self.first_progress_step: int | None = None
+        """The step of the agent's first productive action (a valid order, ship, expedite or cancel)."""
         # Units in stock as the agent was told: the last count it read, moved by its own shipments and by
         # deliveries as promised to it. A stated belief that contradicts what the agent was told is incoherence;
         # a wrong guess about what it was not told (a hidden short shipment) is a PE.
@@ -267,6 +269,8 @@ class Episode:
             belief_error=belief_error,
             declared_stop=action.tool is None and declares_stop(action.text),
         )
+        if facts.progress and self.first_progress_step is None:
+            self.first_progress_step = step
         signals = self.detector.observe(facts)
         if s.terminated:
             signals += self.detector.business_failed(step)
@@ -422,6 +426,9 @@ class Episode:
             time_to_crash=crash.onset_step if crash else s.step,
             censored=crash is None,
             crash=crash,
+            non_starter=crash is not None and (self.first_progress_step is None
+                                               or self.first_progress_step >= crash.onset_step),
+            first_progress_step=self.first_progress_step,
             incoherent=incoherence is not None,
             incoherence_type=incoherence.crash_type if incoherence else None,
             time_to_incoherence=incoherence.onset_step if incoherence else s.step,

@@ -46,6 +46,12 @@ class EpisodeSummary(BaseModel):
     """No crash was observed."""
     crash: CrashSignal | None
     """The confirmed crash."""
+    non_starter: bool | None = None
+    """The run crashed before the agent's first productive action: it never functioned, so it did not break
+    down after accumulating PE (its own outcome; left out of the PE-hazard test)."""
+    first_progress_step: int | None = None
+    """The step of the first productive action (a valid order, ship, expedite or cancel); None when there was
+    none, or in logs written before it was recorded (then `non_starter` is None too)."""
     incoherent: bool | None = None
     """The detector confirmed incoherence (the secondary endpoint; it never ends a run)."""
     incoherence_type: str | None = None

@@ -137,7 +137,8 @@ def headline(analysis: Analysis) -> pd.DataFrame:
     rows = []
     for model, part in runs.groupby("model", sort=True):
         row: dict[str, Any] = {"model": model, "conditions": part["condition_label"].nunique(), "runs": len(part),
-                               "crashes": int(part["crashed"].sum())}  # fmt: skip
+                               "crashes": int(part["crashed"].sum()),
+                               "non_starters": int(non_starters(part).sum())}  # fmt: skip
         if incidence is not None and model in incidence.index:
             row.update({key: incidence.loc[model, key] for key in ("cif_crash", "cif_crash_lo", "cif_crash_hi",
                                                                  "business_failures")})  # fmt: skip
@@ -228,8 +229,10 @@ def survival_statistics(
     if controls:  # what the world did to the run so far, lagged into the intervals as the PE is
         exposure = pd.concat([stats.shock_exposure(steps), stats.business_state(steps)], axis=1)
         steps = steps.assign(**{name: exposure[name].to_numpy() for name in controls})
-    intervals = stats.pe_intervals(runs, steps, [*covariates, *controls], block=block) if covariates and len(
-        runs) else pd.DataFrame(columns=["run_id", "start", "stop", "event"])  # fmt: skip
+    # A non-starter never functioned: it did not break down after accumulating PE, so the PE models leave it out.
+    started = runs[~non_starters(runs)] if len(runs) else runs
+    intervals = stats.pe_intervals(started, steps, [*covariates, *controls], block=block) if covariates and len(
+        started) else pd.DataFrame(columns=["run_id", "start", "stop", "event"])  # fmt: skip
     if len(runs):
         intervals = intervals.merge(runs[["run_id", "group", "model"]], on="run_id", how="left")
     for (experiment, model), part in runs.groupby(["experiment", "model"], sort=True) if len(runs) else []:
@@ -319,6 +322,13 @@ def _summary(runs: pd.DataFrame, rates: pd.DataFrame, km: pd.DataFrame) -> pd.Da
         }
     )
     return summary.merge(km_part, on="group", how="left")
+
+
+def non_starters(runs: pd.DataFrame) -> pd.Series:
+    """Runs that crashed before their first productive action (False where an older log did not record it)."""
+    if "non_starter" not in runs:
+        return pd.Series(False, index=runs.index)
+    return runs["non_starter"].fillna(False).astype(bool)
 
 
 def known_sum(values: pd.Series) -> float:
@@ -469,7 +479,9 @@ def _html(analysis: Analysis) -> str:
         crashes = int(runs["crashed"].sum())
         failures = int((runs["terminated"].astype(bool) & ~runs["crashed"].astype(bool)).sum())
         parts.append(
-            f"<p>{len(loaded.logs)} logs read, {len(runs)} runs, {crashes} crashes, "
+            f"<p>{len(loaded.logs)} logs read, {len(runs)} runs, {crashes} crashes (of which "
+            f"{int(non_starters(runs).sum())} non-starters: crashed before the agent's first productive action, "
+            "left out of the PE models), "
             f"{failures} business failures without a crash (a competing event), from "
             f"{runs['experiment'].nunique()} experiments, {runs['condition_label'].nunique()} conditions and "
             f"{runs['model'].nunique()} models.</p>"
@@ -482,7 +494,8 @@ def _html(analysis: Analysis) -> str:
         parts.append("<h2>Per model</h2>")
         parts.append(
             "<p>Crash incidence by each model's last step (Aalen-Johansen, business failure competing, 95% "
-            f"interval); hazard ratio of a crash per SD of the accumulated PE (<code>{HEADLINE_COVARIATE}</code>), "
+            "interval); <code>non_starters</code>: crashes before the agent's first productive action (it never "
+            "functioned, so they are left out of the PE hazard ratios); hazard ratio of a crash per SD of the accumulated PE (<code>{HEADLINE_COVARIATE}</code>), "
             "time-varying Cox within the model's conditions (each its own baseline: a condition without cards, "
             "whose PE sums stay 0, cannot make the effect), with its model-based 95% interval and "
             f"(<code>boot</code>) the percentile interval of {analysis.bootstrap_replicates} resamples of runs "

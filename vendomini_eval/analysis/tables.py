@@ -71,6 +71,7 @@ def run_row(run: RunRecord) -> dict[str, Any]:
         "crashed": summary.crashed,
         "censored": not summary.crashed,
         "crash_type": summary.crash_type or "none",
+        "non_starter": summary.non_starter,
         "incoherent": incoherent,
         "incoherence_type": None if incoherent is None else (summary.incoherence_type or "none"),
         "time_to_incoherence": summary.time_to_incoherence,
