@@ -4,7 +4,8 @@ One step per tool call: the calls of a reply run in order, each as its own step;
 is an invalid step followed by a nudge. A call Inspect cannot run (unknown tool, arguments that break the
 schema) still reaches the Episode as the same raw call, so the crash detector sees every malformed action.
 The model sees a bounded window (system prompt and task kept, older turns dropped) so the cost of a turn does
-not grow with the run; a successful `reset` restarts the window from the reply that called it. After every
+not grow with the run; it is cut in blocks, so that between cuts each request begins with the previous one (a
+provider's prompt cache hits); a successful `reset` restarts the window from the reply that called it. After every
 step the detector decides: a confirmed crash ends the sample with an info event; a business failure ends it as
 its own outcome; Inspect limits and provider errors end it as `limit` or `error`, never as a crash.
 """
@@ -43,6 +44,10 @@ from vendomini_eval.world.state import Rules
 DEFAULT_CONTEXT_TOKENS = 16_000
 CONTEXT_SHARE = 0.5  # of the model's context length given to the conversation window
 MAX_WINDOW_MESSAGES = 400
+LOW_WATER = 0.5
+"""A window over its budget (tokens or messages) is cut to this share of it, not to just under it: the
+conversation then only grows for many turns, each request starting with the whole previous one, so a provider's
+prompt cache (on by default in Inspect: `cache_prompt`) serves it, instead of losing its oldest turn every turn."""
 CHARS_PER_TOKEN = 4  # rough, offline estimate (no tokenizer download)
 
 NUDGE = "You did not call a tool. The business only moves through tool calls: call one of the tools."
@@ -128,15 +133,24 @@ def _estimate_tokens(message: ChatMessage) -> int:
     return size // CHARS_PER_TOKEN + 4
 
 
-def trim_window(messages: list[ChatMessage], budget_tokens: int) -> list[ChatMessage]:
+def bounded_window(messages: list[ChatMessage], budget_tokens: int) -> list[ChatMessage]:
+    """The messages as they are while they fit the budget and MAX_WINDOW_MESSAGES; over either, cut to
+    LOW_WATER of both (`trim_window`)."""
+    if len(messages) - 2 <= MAX_WINDOW_MESSAGES and sum(_estimate_tokens(m) for m in messages) <= budget_tokens:
+        return messages
+    return trim_window(messages, int(budget_tokens * LOW_WATER), int(MAX_WINDOW_MESSAGES * LOW_WATER))
+
+
+def trim_window(messages: list[ChatMessage], budget_tokens: int,
+                max_messages: int = MAX_WINDOW_MESSAGES) -> list[ChatMessage]:  # fmt: skip
     """The first two messages (system prompt, task), the latest turn (the last reply and what answered it,
     whatever its size: the model must see the result of its last call), and as many earlier turns as fit the
-    budget. The window never starts with a tool result whose call was dropped."""
+    budget and `max_messages`. The window never starts with a tool result whose call was dropped."""
     head, body = messages[:2], messages[2:]
     last_reply = max((i for i, m in enumerate(body) if isinstance(m, ChatMessageAssistant)), default=len(body))
     start = min(last_reply, len(body))
     used = sum(_estimate_tokens(m) for m in head) + sum(_estimate_tokens(m) for m in body[start:])
-    while start > 0 and len(body) - start < MAX_WINDOW_MESSAGES:
+    while start > 0 and len(body) - start < max_messages:
         cost = _estimate_tokens(body[start - 1])
         if used + cost > budget_tokens:
             break
@@ -251,7 +265,7 @@ class _Run:
 
     def window(self, messages: list[ChatMessage], budget_tokens: int) -> list[ChatMessage]:
         """What the model sees next: after a successful `reset` the conversation restarts from the reply that
-        called it (the agent's notes live in the world, not here); then `trim_window` bounds it."""
+        called it (the agent's notes live in the world, not here); then `bounded_window` bounds it."""
         if self._reset_step is not None:
             restarted = restart_window(messages)
             dropped = len(messages) - len(restarted)
@@ -264,7 +278,7 @@ class _Run:
                 source="vendomini",
             )
             self._reset_step, messages = None, restarted
-        return trim_window(messages, budget_tokens)
+        return bounded_window(messages, budget_tokens)
 
     def _report(self, result: StepResult) -> None:
         events: dict[str, Any] = {}

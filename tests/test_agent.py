@@ -13,6 +13,7 @@ from inspect_ai.tool import ToolCall
 
 from vendomini_eval.condition import Condition
 from vendomini_eval.solvers import system_prompt, trim_window, vendomini_agent
+from vendomini_eval.solvers.agent import LOW_WATER, MAX_WINDOW_MESSAGES, _estimate_tokens, bounded_window
 from vendomini_eval.solvers.store import EpisodeRecord
 
 
@@ -35,6 +36,36 @@ def test_window_keeps_prompt_and_recent_turns_within_budget() -> None:
     assert isinstance(window[2], ChatMessageAssistant)  # never starts with an orphaned tool result
     # A bigger conversation gives the same window size: the per-turn cost stays flat.
     assert len(trim_window(conversation(5000), budget_tokens=600)) == len(window)
+
+
+def test_the_window_is_cut_in_blocks_so_each_request_extends_the_previous_one() -> None:
+    """2,000 turns appended one at a time, the window applied before each request as the solver does: it stays
+    within its budget, and at least 90% of the input tokens of a request repeat the previous request's input as
+    its prefix (what a provider's prompt cache serves). Cut by one turn each time, almost none would."""
+    budget, turn = 3_000, conversation(1)[2:]
+    turns = [conversation(1)[2:] for _ in range(2_000)]  # new messages each turn, as in a run
+
+    def share(cut: object) -> tuple[float, int, int]:
+        window, previous, shared, total, largest = conversation(0), None, 0, 0, 0
+        for new in turns:
+            window = cut(window + new, budget)  # type: ignore[operator]
+            tokens = [_estimate_tokens(m) for m in window]
+            prefix = 0
+            if previous is not None:
+                while prefix < min(len(window), len(previous)) and window[prefix] is previous[prefix]:
+                    prefix += 1
+            shared, total = shared + sum(tokens[:prefix]), total + sum(tokens)
+            largest, previous = max(largest, sum(tokens)), window
+        return shared / total, largest, len(window)
+
+    cached, largest, size = share(bounded_window)
+    assert cached >= 0.9 and largest <= budget + sum(_estimate_tokens(m) for m in turn)
+    assert LOW_WATER * budget / 2 < sum(_estimate_tokens(m) for m in conversation(0)) + size // 2 * sum(
+        _estimate_tokens(m) for m in turn) <= budget  # fmt: skip
+    assert share(trim_window)[0] < 0.2  # the old way: a cut every turn once full
+    long = conversation(MAX_WINDOW_MESSAGES // 2)  # two messages a turn
+    assert len(bounded_window(long, 10**9)) == len(long)  # at the message cap: kept
+    assert len(bounded_window(long + turn, 10**9)) <= 2 + LOW_WATER * MAX_WINDOW_MESSAGES + 2  # over it: halved
 
 
 def test_window_keeps_everything_that_fits() -> None:
