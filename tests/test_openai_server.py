@@ -24,6 +24,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pytest
 
 pytest.importorskip("openai", reason="Inspect's openai-api/ and vllm/ providers need the openai package (dev extra)")
@@ -32,6 +33,7 @@ from inspect_ai import eval
 from inspect_ai.log import EvalLog, EvalSample, read_eval_log
 from inspect_ai.util import Store
 
+from vendomini_eval.analysis.report import analyze
 from vendomini_eval.policies.base import FACTS_MARKER
 from vendomini_eval.solvers import EpisodeRecord
 from vendomini_eval.solvers.agent import NUDGE
@@ -136,6 +138,8 @@ class FakeServer:
     requests: list[dict[str, Any]] = field(default_factory=list)
     usage: list[dict[str, int]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    previous: list[Any] = field(default_factory=list)
+    """The last request's messages: the prefix a prompt cache would serve from."""
 
     @property
     def base_url(self) -> str:
@@ -168,8 +172,16 @@ class FakeServer:
             finish = "tool_calls"
         prompt = max(1, len(json.dumps(messages)) // 4)
         completion = max(1, len(json.dumps(message)) // 4)
-        usage = {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
+        usage: dict[str, Any] = {"prompt_tokens": prompt, "completion_tokens": completion,
+                                 "total_tokens": prompt + completion}  # fmt: skip
         with self.lock:
+            # A prompt cache: the messages this request repeats from the previous one, as cached input tokens.
+            shared = 0
+            while shared < min(len(messages), len(self.previous)) and messages[shared] == self.previous[shared]:
+                shared += 1
+            cached = min(prompt, len(json.dumps(messages[:shared])) // 4) if shared else 0
+            usage["prompt_tokens_details"] = {"cached_tokens": cached}
+            self.previous = messages
             self.usage.append(usage)
         return {
             "id": f"chatcmpl-{turn}",
@@ -361,8 +373,20 @@ def test_phase1_through_an_openai_compatible_server(
 
     # Usage: what the server reported is what the log counts.
     usage = log.stats.model_usage[model]
-    assert usage.input_tokens == sum(u["prompt_tokens"] for u in fake_server.usage)
+    cached = sum(u["prompt_tokens_details"]["cached_tokens"] for u in fake_server.usage)
+    assert cached > 0  # the window extends the previous request: its prefix is served from the cache
+    assert usage.input_tokens + usage.input_tokens_cache_read == sum(u["prompt_tokens"] for u in fake_server.usage)
+    assert usage.input_tokens_cache_read == cached
     assert usage.output_tokens == sum(u["completion_tokens"] for u in fake_server.usage)
+
+    # The analysis' run table counts what the server reported; no price is known for it, so no cost (never 0).
+    runs = analyze(tmp_path, bootstrap_replicates=0).runs
+    assert len(runs) == 1
+    run = runs.iloc[0]
+    assert run["input_tokens"] + run["cache_read_tokens"] == sum(u["prompt_tokens"] for u in fake_server.usage)
+    assert run["cache_read_tokens"] == cached
+    assert run["output_tokens"] == sum(u["completion_tokens"] for u in fake_server.usage)
+    assert pd.isna(run["cost_usd"])
 
     if provider == "vllm":  # the provider asked the running server for its context window; it started none
         assert any(r["path"] == "/v1/models" for r in fake_server.requests)
