@@ -9,6 +9,7 @@ from inspect_ai import Task
 from inspect_ai._util.error import PrerequisiteError
 from inspect_ai.dataset import MemoryDataset, Sample
 
+from vendomini_eval.episode import gate_policy
 from vendomini_eval.experiments import (
     CONDITION_KEYS,
     ExperimentConfigError,
@@ -20,8 +21,10 @@ from vendomini_eval.experiments import (
     task_name,
     unknown_key,
 )
+from vendomini_eval.gates import GatePolicyError
 from vendomini_eval.scorers import HEADLINE_METRIC, vendomini_scorers
 from vendomini_eval.solvers import vendomini_agent
+from vendomini_eval.solvers.gates import gate_approval
 
 TASK_VERSION = "0.1.0"
 TASK_INPUT = "The business opens on day 0. Run it. (Run {run_id}.)"
@@ -78,6 +81,10 @@ def condition_task(
         if error.key_path in given:
             raise TaskArgumentError(f"-T {error.key_path}={given[error.key_path]}: {error.problem}") from None
         raise TaskArgumentError(f"-T {_shown(given)} with {config}: {error}") from None
+    try:
+        gate_policy(chosen)  # the tools and arguments its rules name exist (the condition checked the rest)
+    except GatePolicyError as error:
+        raise TaskArgumentError(f"-T gates={chosen.gates}: {error}") from None
     return _task(experiment.name, list(experiment.grid), chosen, replications, experiment_seed)
 
 
@@ -94,6 +101,8 @@ def _task(experiment: str, axes: list[str], condition: Any, replications: int, e
     return Task(
         dataset=MemoryDataset(samples, name=name),
         solver=vendomini_agent(),
+        # The condition's governance gate: an approval event for every tool call (docs/METHOD.md).
+        approval=gate_approval() if condition.gates is not None else None,
         scorer=vendomini_scorers(),
         headline_metric=HEADLINE_METRIC,
         name=name,

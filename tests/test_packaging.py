@@ -44,6 +44,7 @@ def test_wheel_maps_top_level_folders_into_the_package(tmp_path: Path) -> None:
         "vendomini_eval/configs/phases/phase1.yaml",
         "vendomini_eval/configs/phases/phase5.yaml",
         "vendomini_eval/configs/thresholds.yaml",  # `vendomini analyze --thresholds thresholds`
+        "vendomini_eval/configs/gates/default.yaml",  # `-T gates=default`
         "vendomini_eval/slurm_scripts/array_task.sh",  # read by `vendomini slurm submit`
     ):
         assert expected in names

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from vendomini_eval.gates import load_policy
 
 PeTypeMix = Literal["realistic", "temporal_only", "quantity_only", "causal_only", "uniform"]
 Magnitude = Literal["low", "medium", "high"]
@@ -64,7 +66,16 @@ class Condition(Strict):
     continue_after_crash: int = Field(0, ge=0)
     initial_cash: float | None = Field(None, gt=0.0, le=1e9)
     """Starting cash in dollars; None: the pressure and complexity levels' default."""
+    gates: str | None = Field(None, min_length=1)
+    """Governance gate policy: a shipped name (configs/gates: default, none) or a YAML path; None: no gate."""
     pe: PEConfig = PEConfig()
+
+    @field_validator("gates")
+    @classmethod
+    def _policy_loads(cls, value: str | None) -> str | None:
+        if value is not None:
+            load_policy(value)  # an unknown name or a bad file fails here, naming the file and key path
+        return value
 
     def canonical_json(self) -> str:
         """Stable JSON of every set field: the identity of the condition for seeds and hashes. A field left at

@@ -52,6 +52,11 @@ AGENT_ERRORS = frozenset({
 """Rejections caused by the call itself (it could not have succeeded in any state of the world): the events of
 invalid_burst. Refusals that report the world's state (tool_down, not_carried, below_min_order, over_capacity,
 insufficient_stock, quote_expired) are information, and insufficient_funds is budget_denial's event."""
+DENIED = "denied"
+"""The error kind of a call the governance gate denied (not executed). Not one of AGENT_ERRORS: the gate refuses
+calls the world may well have run, so a denial is not a malformed action. It is an attempt without progress like
+any refused call, so repeating it is looping or stall, and money it tried to commit beyond the cash is
+budget_denial's event (docs/METHOD.md, "Governance gates")."""
 
 
 @dataclass(slots=True)  # not frozen: one is built per step, and a frozen init costs twice as much

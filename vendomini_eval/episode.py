@@ -18,7 +18,8 @@ import numpy as np
 
 from vendomini_eval.actionability import PROGRESS_TOOLS, productive_action_available
 from vendomini_eval.condition import Condition
-from vendomini_eval.crash import CrashDetector, CrashSignal, StepFacts, thresholds_for
+from vendomini_eval.crash import DENIED, CrashDetector, CrashSignal, StepFacts, thresholds_for
+from vendomini_eval.gates import GateCall, GateDecision, GatePolicy, evaluate, load_policy
 from vendomini_eval.pe import (
     PE_COLUMNS,
     PEObservation,
@@ -52,6 +53,8 @@ _NEXT_STEP = re.compile(
     r"\b(?:next|then|i will|i'll|i am going to|i'm going to|let me|let's|now i|after that|afterwards|continue)\b"
 )
 
+TOOL_ARGUMENTS = {name: tuple(a.name for a in spec.arguments) for name, spec in TOOL_SPECS.items()}
+"""Every tool's argument names: what a gate policy's rules may name."""
 TRACE_HASH_CHARS = 16  # 64 bits tell a run's states apart; the full hash would be most of the log's bytes
 TRACE_DECIMALS = 6  # PE values in the exported trace (the tracker keeps full precision)
 _PE_ROW = struct.Struct(f"{len(PE_COLUMNS)}d")  # one trace row of PE values, as the trace's array stores it
@@ -87,15 +90,20 @@ class StepResult:
     """The confirmed crash once there is one (it stays set for the rest of the run)."""
     done: bool
     """No further step may be taken: terminated, crashed (after continue_after_crash), or max_steps."""
+    gate: GateDecision | None = None
+    """The governance gate's decision on the call; None when the condition has no gate or it made no call."""
 
     def observation(self) -> dict[str, Any]:
-        """What the agent sees: the outcome of its call, the day, and any notices."""
+        """What the agent sees: the outcome of its call (a denial with its reason, a warning beside the result),
+        the day, and any notices."""
         obs: dict[str, Any] = {"day": self.day, "ok": self.valid}
         if self.valid:
             obs["result"] = self.result
         else:
             obs["error"] = self.error_kind
             obs["message"] = self.message
+        if self.gate is not None and self.gate.decision == "warn":
+            obs["gate_warning"] = self.gate.explanation
         if self.notices:
             obs["notices"] = self.notices
         if self.terminated:
@@ -108,6 +116,7 @@ class StepResult:
         values["pe"] = [o._asdict() for o in self.pe]
         values["signals"] = [signal.model_dump(mode="json") for signal in self.signals]
         values["crash"] = self.crash.model_dump(mode="json") if self.crash else None
+        values["gate"] = self.gate.label if self.gate else None
         return values
 
 
@@ -134,6 +143,7 @@ class Trace:
         "actionable",
         "predictions",
         "state_hash",
+        "gate",
     )
 
     def __init__(self) -> None:
@@ -188,6 +198,10 @@ class Episode:
         # deliveries as promised to it. A stated belief that contradicts what the agent was told is incoherence;
         # a wrong guess about what it was not told (a hidden short shipment) is a PE.
         self._told_units = sum(self.state.stock.values())
+        self.gate: GatePolicy | None = gate_policy(condition)
+        self.gate_decisions: dict[str, int] = {}
+        """Gate decisions by `<decision>:<reason>`."""
+        self._denials_in_a_row = 0
         self.truncated = False
         self.done = False
 
@@ -199,16 +213,47 @@ class Episode:
     def crash(self) -> CrashSignal | None:
         return self.detector.crash
 
+    # ----- the gate ---------------------------------------------------------------------------------------
+    def review(self, action: AgentAction) -> GateDecision | None:
+        """The gate's decision on a call in the current state, without taking the step; None when the condition
+        has no gate or the gate does not rule on it: a reply without a call, a tool the condition does not offer,
+        arguments that are not a JSON object (what Inspect's approval never sees either)."""
+        tool, arguments = action.tool, action.arguments
+        if self.gate is None or tool not in self.tools or not isinstance(arguments, Mapping):
+            return None
+        call = GateCall(tool, arguments, self.state.cash_cents, self._cost(tool, arguments), self._denials_in_a_row)
+        return evaluate(self.gate, call)
+
+    def _cost(self, tool: str, arguments: Mapping[str, Any]) -> int:
+        """What the call would commit now, as the world would charge it; 0 for a call that commits nothing or
+        cannot be priced (the world rejects it for its own reason)."""
+        try:
+            return self.world.commitment_cents(tool, parse_args(tool, TOOL_SPECS[tool].args, arguments))
+        except ActionError:
+            return 0
+
     # ----- the step ---------------------------------------------------------------------------------------
-    def step(self, action: AgentAction, prediction: Mapping[str, Any] | None = None) -> StepResult:
+    def step(
+        self, action: AgentAction, prediction: Mapping[str, Any] | None = None, gate: GateDecision | None = None
+    ) -> StepResult:
+        """One step. `gate` is the decision already made on this call (by Inspect's approver, through `review`);
+        without it the Episode asks its gate itself. A denied call is a step of its own: not executed, the world
+        unchanged by it, the clock advancing as for any step."""
         if self.done:
             raise RuntimeError("the episode is over; no further step may be taken")
         world, s = self.world, self.world.state
         actionable = productive_action_available(world)  # the state the agent acts in
+        decision = gate if gate is not None else self.review(action)
+        if decision is not None:
+            self.gate_decisions[decision.label] = self.gate_decisions.get(decision.label, 0) + 1
+            self._denials_in_a_row = self._denials_in_a_row + 1 if decision.decision == "deny" else 0
         step = s.step = s.step + 1  # set first, so the action's ledger entries carry their own step
         cash_before = s.cash_cents
         units_before = sum(s.stock.values())
-        tool, result, error, card = self._act(action, prediction, f"P{step}")
+        if decision is not None and decision.decision == "deny":
+            tool, result, error, card = self._deny(action, prediction, f"P{step}", decision)
+        else:
+            tool, result, error, card = self._act(action, prediction, f"P{step}")
         valid = error is None
         cash_after_action = s.cash_cents
         belief_error = self._belief_error(card, cash_before, cash_after_action)
@@ -285,7 +330,7 @@ class Episode:
         self.trace.append(
             (step, s.day, tool, valid, error.kind if error else None, s.cash_cents, world.net_worth_cents(),
              applied.variant if applied and not applied.void else None, len(notices), actionable, predictions,
-             state_hash[:TRACE_HASH_CHARS]),
+             state_hash[:TRACE_HASH_CHARS], decision.label if decision else None),
             record.values,
         )  # fmt: skip
         return StepResult(
@@ -303,7 +348,23 @@ class Episode:
             terminated=s.terminated,
             crash=crash,
             done=self.done,
+            gate=decision,
         )
+
+    def _deny(
+        self, action: AgentAction, prediction: Mapping[str, Any] | None, prediction_id: str, decision: GateDecision
+    ) -> tuple[str, None, ActionError, PredictionCard | None]:
+        """A denied call: nothing is executed. Its card is kept when it is well formed, so a stated expectation of
+        success resolves against the refusal as for any rejected call."""
+        tool = str(action.tool)
+        try:
+            card = parse_card(tool, prediction, self.condition, prediction_id)
+        except ActionError:
+            card = None
+        # The attempted spend is what the call would have committed: committing money beyond the cash is
+        # budget_denial's event whether the gate or the world refuses it.
+        error = ActionError(DENIED, decision.explanation, decision.cost_cents)  # type: ignore[arg-type]
+        return tool, None, error, card
 
     def _act(
         self, action: AgentAction, prediction: Mapping[str, Any] | None, prediction_id: str
@@ -445,7 +506,23 @@ class Episode:
             predictions_made=self.predictions_made,
             actions_without_card=self.actions_without_card,
             signals=len(self.trace.signals),
+            **self._gate_totals(),
         )
+
+    def _gate_totals(self) -> dict[str, Any]:
+        if self.gate is None:
+            return {}
+        totals = dict.fromkeys(("allow", "warn", "deny"), 0)
+        for label, n in self.gate_decisions.items():
+            totals[label.split(":", 1)[0]] += n
+        return {"gate_allowed": totals["allow"], "gate_warned": totals["warn"], "gate_denied": totals["deny"],
+                "gate_decisions": dict(sorted(self.gate_decisions.items()))}  # fmt: skip
+
+
+def gate_policy(condition: Condition) -> GatePolicy | None:
+    """The condition's gate policy, with every tool and argument its rules name checked against the tool
+    declarations; None when the condition has no gate. Raises GatePolicyError."""
+    return None if condition.gates is None else load_policy(condition.gates, TOOL_ARGUMENTS)
 
 
 def _field_pe_types() -> dict[str, str]:

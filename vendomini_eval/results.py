@@ -82,3 +82,11 @@ class EpisodeSummary(BaseModel):
     """Calls of tools that take a card, made without one (only possible when predictions are optional)."""
     signals: int
     """Detector signals finalised, of both endpoints, soft and hard."""
+    gate_allowed: int | None = None
+    """Calls the governance gate allowed; None when the condition has no gate (or the log predates gates)."""
+    gate_warned: int | None = None
+    """Calls the gate warned on (they ran)."""
+    gate_denied: int | None = None
+    """Calls the gate denied (not executed; each a step)."""
+    gate_decisions: dict[str, int] | None = None
+    """Gate decisions by `<decision>:<reason>` (e.g. `deny:order_over_cash_share`)."""

@@ -22,6 +22,7 @@ MAX_QUOTES = 20
 MAX_LISTED_ORDERS = 30
 RECENT_SHOCKS_KEPT = 5
 DEMAND_BLOCK_DAYS = 256
+EXPEDITE_MIN_FEE_CENTS = 500
 
 # The most that stacked shocks can change each parameter (docs/METHOD.md, "Shocks"): effects of one kind
 # multiply (lead times add), and the product is capped, so overlapping shocks stay within a business that can
@@ -233,6 +234,23 @@ class World:
         ]
         return {"offers": rows, "skus": skus}
 
+    def commitment_cents(self, tool: str, a: Args) -> int:
+        """What an `order` or `expedite` call would charge now, as its handler prices it; 0 for any other call,
+        and for one the world rejects before it can be priced (unknown supplier, SKU, quote or order)."""
+        try:
+            if tool == "order":
+                offer = self._check_supplier_sku(a.supplier_id, a.sku_id)
+                return self._order_price(a, offer) * a.quantity
+            if tool == "expedite":
+                return self._expedite_fee(self._purchase_order(a.po_id))
+        except ActionError:
+            pass
+        return 0
+
+    def _expedite_fee(self, po: PurchaseOrder) -> int:
+        """A share of the order's value, at least EXPEDITE_MIN_FEE_CENTS."""
+        return max(EXPEDITE_MIN_FEE_CENTS, round(po.unit_price_cents * po.quantity * self.state.rules.expedite_fee_frac))
+
     def _order_price(self, a: Args, offer: Terms) -> int:
         """Unit price of an order: the quote's if a valid quote is given, else today's list price."""
         if a.quote_id is None:
@@ -323,7 +341,7 @@ class World:
         po = self._purchase_order(a.po_id)
         if po.expedited:
             raise ActionError("already_expedited", f"{po.po_id} is already expedited.")
-        fee = max(500, round(po.unit_price_cents * po.quantity * s.rules.expedite_fee_frac))
+        fee = self._expedite_fee(po)
         if fee > s.cash_cents:
             raise ActionError(
                 "insufficient_funds",
