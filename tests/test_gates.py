@@ -4,6 +4,7 @@ match the trace and the summary)."""
 
 from __future__ import annotations
 
+import html
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,9 @@ from inspect_ai.model import ModelOutput, ModelUsage
 from inspect_ai.util import Store
 from pydantic import ValidationError
 
+from vendomini_eval.analysis.gates import gates_line
+from vendomini_eval.analysis.report import analyze, write_report
+from vendomini_eval.analysis.thresholds import Thresholds, check_thresholds
 from vendomini_eval.condition import Condition
 from vendomini_eval.crash import DENIED, InvalidBurst, StepFacts, thresholds_for
 from vendomini_eval.episode import TOOL_ARGUMENTS, AgentAction, Episode, gate_policy
@@ -280,3 +284,23 @@ def test_inspect_approval_events_match_the_trace_and_the_summary(tmp_path: Path,
     tool_results = [m for m in logged.messages if m.role == "tool"]
     assert tool_results[1].error is not None and tool_results[1].error.type == "approval"
     assert '"error":"denied"' in tool_results[1].error.message and "order_over_cash_share" in tool_results[1].text
+
+    # The analysis: the run table's counts, the report's Gates section and GATES line, a thresholds bound.
+    analysis = analyze(tmp_path, bootstrap_replicates=0)
+    [run] = analysis.runs.to_dict("records")
+    assert (run["gate_allowed"], run["gate_warned"], run["gate_denied"]) == (3, 1, 7)
+    table = analysis.gates.set_index(["decision", "reason"])["calls"].to_dict()
+    assert table == {("deny", "order_over_cash_share"): 6, ("deny", "denial_streak"): 1, ("warn", "expedite"): 1,
+                     ("allow", "no_rule"): 3}  # fmt: skip
+    line = ("GATES: 11 gated calls in 1 runs: 3 allowed, 1 warned, 7 denied (63.6%); denied by reason: "
+            "order_over_cash_share 6, denial_streak 1")  # fmt: skip
+    assert gates_line(analysis.runs) == line
+    page = write_report(analysis, tmp_path / "report").read_text(encoding="utf-8")
+    assert "<h3>Gates</h3>" in page and html.escape(line) in page
+    for bound, status in ((0.5, "FAIL"), (0.7, "OK")):
+        thresholds = Thresholds.model_validate({"checks": [{"name": "gate", "max_denied_share": bound}]})
+        result = check_thresholds(thresholds, analysis.runs, analysis.loaded, "inline")
+        assert result.status == status, result.line()
+    assert "1 of 1 gated runs denied more than 0.5 of their gated calls (highest 0.636)" in check_thresholds(
+        Thresholds.model_validate({"checks": [{"name": "gate", "max_denied_share": 0.5}]}), analysis.runs,
+        analysis.loaded, "inline").line()  # fmt: skip

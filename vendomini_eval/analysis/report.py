@@ -20,6 +20,7 @@ from typing import Any
 import pandas as pd  # inspect-evals-lint: ignore[external_dependencies] -- the analysis extra; no task imports it
 
 from vendomini_eval.analysis import competing, inference, stats
+from vendomini_eval.analysis.gates import gate_decisions, gates_line
 from vendomini_eval.analysis.load import LoadedLogs, load_runs
 from vendomini_eval.analysis.paired import paired_observability
 from vendomini_eval.analysis.tables import condition_columns, runs_table, steps_table, write_table
@@ -85,6 +86,8 @@ class Analysis:
     """One row per model (`headline`): what the report opens with."""
     paired: pd.DataFrame = field(default_factory=pd.DataFrame)
     """Per experiment, model and observability arm: the within-seed comparison with full observability."""
+    gates: pd.DataFrame = field(default_factory=pd.DataFrame)
+    """Governance gate decisions by reason, per model and condition (`gates.gate_decisions`)."""
     bootstrap_replicates: int = inference.BOOTSTRAP_REPLICATES
     pool_models: bool = False
     """Rows pooled over the models were asked for (`--pool-models`)."""
@@ -117,7 +120,7 @@ def analyze(log_dir: str | Path, block: int = 1, pool_models: bool = False, plan
         crash_types=stats.crash_type_mix(runs, ["group"]) if len(runs) else pd.DataFrame(),
         aligned=stats.aligned_trajectories(runs, steps), incoherence=incoherence_by_model(runs),
         incidence=_incidence(runs), incidence_summary=_incidence_summary(runs), block=block, pool_models=pool_models,
-        power=power_table(runs, planning_hr), paired=paired_observability(runs), factors=stats.grid_factors(runs, names) if len(runs) else [],
+        power=power_table(runs, planning_hr), paired=paired_observability(runs), gates=gate_decisions(runs), factors=stats.grid_factors(runs, names) if len(runs) else [],
         bootstrap_replicates=bootstrap_replicates, **tables,
     )  # fmt: skip
     analysis.headline = headline(analysis)  # it reads the tables above
@@ -278,7 +281,7 @@ def write_report(analysis: Analysis, out_dir: str | Path) -> Path:
     analysis.intervals.to_parquet(out / "intervals.parquet", index=False)
     analysis.summary.to_csv(out / "summary.csv", index=False)
     for name in ("km", "logrank", "cox", "ph_test", "dose_rates", "dose_trend", "tv_cox", "crash_types", "aligned",
-                 "incoherence", "incidence", "incidence_summary", "power", "pe_adjusted", "headline", "paired"):  # fmt: skip
+                 "incoherence", "incidence", "incidence_summary", "power", "pe_adjusted", "headline", "paired", "gates"):  # fmt: skip
         getattr(analysis, name).to_csv(out / f"{name}.csv", index=False)
     if analysis.thresholds is not None:
         analysis.thresholds.table().to_csv(out / "thresholds.csv", index=False)
@@ -518,6 +521,15 @@ def _html(analysis: Analysis) -> str:
                 "no discordant pair here.</p>"
             )
             parts.append(_long_table(_paired_view(analysis.paired), "paired"))
+        line = gates_line(runs)
+        if line is not None:
+            parts.append("<h3>Gates</h3>")
+            parts.append(
+                f"<p><code>{html.escape(line)}</code></p><p>The governance gate's decisions on the agent's calls, by "
+                "reason, per model and condition; a share is of the condition's gated calls. A denied call was not "
+                "executed and took a step (docs/METHOD.md, \"Governance gates\").</p>"
+            )
+            parts.append(_long_table(analysis.gates, "gates"))
     parts.append("<h3>Skipped</h3>")
     if loaded.skipped:
         counts = ", ".join(f"{kind}: {n}" for kind, n in sorted(loaded.skip_counts().items()))

@@ -2,7 +2,8 @@
 
 A thresholds file (configs/thresholds.yaml is the shipped example) is a list of named checks. A check selects
 runs (by model label, with `*` as a wildcard, and by run-table columns such as `p_shock`) and sets limits on
-them: `min_runs`, `max_crash_rate`, `min_crash_rate`; or it limits `max_skipped`, the logs and samples the
+them: `min_runs`, `max_crash_rate`, `min_crash_rate`, `max_denied_share` (each gated run's denied calls over
+its gated calls); or it limits `max_skipped`, the logs and samples the
 analysis had to leave out. A missed limit counts at the check's `level`: `fail` (the default) or `warn`. A
 check that selects no run cannot be judged and warns, whatever its level, unless it sets `min_runs`.
 
@@ -20,6 +21,7 @@ import pandas as pd  # inspect-evals-lint: ignore[external_dependencies] -- the 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from vendomini_eval.analysis.gates import denied_share
 from vendomini_eval.analysis.load import LoadedLogs
 from vendomini_eval.experiments import shipped_configs_dir
 
@@ -48,12 +50,15 @@ class Check(BaseModel):
     min_crash_rate: float | None = Field(default=None, ge=0, le=1)
     max_skipped: int | None = Field(default=None, ge=0)
     """Logs and samples left out of the analysis (unfinished or unreadable logs, errored samples, retries)."""
+    max_denied_share: float | None = Field(default=None, ge=0, le=1)
+    """The most a gated run may have had denied, as a share of its gated calls: every selected run must meet it."""
 
     @model_validator(mode="after")
     def _has_a_limit(self) -> Check:
-        limits = (self.min_runs, self.max_crash_rate, self.min_crash_rate, self.max_skipped)
+        limits = (self.min_runs, self.max_crash_rate, self.min_crash_rate, self.max_skipped, self.max_denied_share)
         if all(limit is None for limit in limits):
-            raise ValueError("a check needs a limit: min_runs, max_crash_rate, min_crash_rate or max_skipped")
+            raise ValueError("a check needs a limit: min_runs, max_crash_rate, min_crash_rate, max_skipped or "
+                             "max_denied_share")  # fmt: skip
         if self.max_skipped is not None and (self.model is not None or self.where):
             raise ValueError("max_skipped counts the whole log directory: it takes no model or where")
         return self
@@ -148,6 +153,15 @@ def _check(check: Check, runs: pd.DataFrame, loaded: LoadedLogs) -> CheckResult:
         reasons.append(f"crash rate {crashes / n:.3g} ({crashes}/{n}) > {check.max_crash_rate}")
     if n and check.min_crash_rate is not None and crashes / n < check.min_crash_rate:
         reasons.append(f"crash rate {crashes / n:.3g} ({crashes}/{n}) < {check.min_crash_rate}")
+    if n and check.max_denied_share is not None:
+        shares = denied_share(selected).dropna()
+        over = shares[shares > check.max_denied_share]
+        observed += f", {len(over)}/{len(shares)} gated runs over the denied share"
+        if shares.empty:
+            reasons.append(f"no gated run among the {n} selected: the denied share cannot be judged")
+        elif len(over):
+            reasons.append(f"{len(over)} of {len(shares)} gated runs denied more than {check.max_denied_share} of "
+                           f"their gated calls (highest {over.max():.3g})")  # fmt: skip
     if reasons:
         return CheckResult(check.name, check.level, missed, n, observed, "; ".join(reasons))
     if n == 0 and check.min_runs is None:  # nothing to judge: say so rather than pass silently
