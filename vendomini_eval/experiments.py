@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import difflib
 import hashlib
-import importlib.resources
 import itertools
 import re
 import typing
@@ -23,6 +22,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from vendomini_eval.condition import Condition
+from vendomini_eval.files import display_path as _display
+from vendomini_eval.files import shipped_configs_dir
 
 SEED_DOMAIN = "vendomini/run-seed/v1"
 """Prefix of the hashed seed payload: changing the derivation means changing this tag."""
@@ -44,7 +45,6 @@ TOP_LEVEL_KEYS = (
     "derived",
 )
 DERIVED_KEYS = ("from", "values")
-CONFIGS_PACKAGE = "vendomini_eval.configs"
 
 _NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
 _SLUG_UNSAFE = re.compile(r"[^a-z0-9_.-]")
@@ -206,19 +206,6 @@ def resolve_config(path_or_name: str | Path) -> Path:
             return candidate
     shipped = sorted(p.stem for p in [*configs.glob("*.yaml"), *configs.glob("phases/*.yaml")])
     raise ExperimentConfigError(path, "", f"no such file or shipped config; shipped: {', '.join(shipped)}")
-
-
-def shipped_configs_dir() -> Path:
-    """The shipped configs; from a source checkout, the configs/ folder beside the package."""
-    try:
-        resources = importlib.resources.files(CONFIGS_PACKAGE)
-    except ModuleNotFoundError:
-        # A checkout without installation: vendomini_eval.configs is only created by the packaging map.
-        return Path(__file__).resolve().parent.parent / "configs"
-    # Inheritance uses relative paths (../base.yaml), which need a real directory, not a zip member.
-    if not isinstance(resources, Path):
-        raise RuntimeError(f"{CONFIGS_PACKAGE} is not installed as a directory: {resources}")
-    return resources
 
 
 def format_plan(experiment: Experiment) -> str:
@@ -651,12 +638,3 @@ def _join(values: Sequence[Any]) -> str:
 def _aligned(rows: Sequence[tuple[str, str]], indent: int = 0) -> list[str]:
     width = max(len(key) for key, _ in rows)
     return [f"{' ' * indent}{key:<{width}}  {value}" for key, value in rows]
-
-
-def _display(path: Path | str) -> str:
-    """A path relative to the working directory when it is below it: what a user typed or can click."""
-    path = Path(path)
-    try:
-        return str(path.resolve().relative_to(Path.cwd().resolve()))
-    except ValueError:
-        return str(path)

@@ -10,7 +10,6 @@ reasons: docs/METHOD.md, "Governance gates". Plain Python: never imports inspect
 from __future__ import annotations
 
 import functools
-import importlib.resources
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,12 +18,14 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, StrictStr, ValidationError
 
+from vendomini_eval.files import display_path as _display
+from vendomini_eval.files import shipped_configs_dir
+
 Decision = Literal["allow", "warn", "deny"]
 DECISIONS: tuple[Decision, ...] = ("allow", "warn", "deny")
 NO_RULE = "no_rule"
 """The reason of a call that no rule matched (it is allowed)."""
 ALL_TOOLS = "*"
-CONFIGS_PACKAGE = "vendomini_eval.configs"
 GATES_FOLDER = "gates"
 _REASON = r"^[a-z][a-z0-9_]{0,39}$"
 Number = StrictInt | StrictFloat
@@ -195,12 +196,8 @@ def shipped_policies() -> list[str]:
 
 
 def shipped_gates_dir() -> Path:
-    """configs/gates of the installed package; from a source checkout, beside the package (as experiments finds
-    the shipped experiments)."""
-    try:
-        return Path(str(importlib.resources.files(CONFIGS_PACKAGE))) / GATES_FOLDER
-    except ModuleNotFoundError:
-        return Path(__file__).resolve().parent.parent / "configs" / GATES_FOLDER
+    """configs/gates among the shipped configs."""
+    return shipped_configs_dir() / GATES_FOLDER
 
 
 @functools.lru_cache(maxsize=64)
@@ -256,11 +253,3 @@ def _key_path(loc: tuple[Any, ...]) -> str:
         else:
             out += f".{part}" if out else str(part)
     return out
-
-
-def _display(path: Path | str) -> str:
-    path = Path(path)
-    try:
-        return str(path.resolve().relative_to(Path.cwd().resolve()))
-    except ValueError:
-        return str(path)
