@@ -30,7 +30,9 @@ not reported as skipped."""
 SAMPLE_FIELDS_NOT_READ = {"events", "messages", "attachments", "events_data", "timelines"}
 """The bulk of a sample; the analysis reads metadata and the store only."""
 HEAD_FIELDS = frozenset({"metadata", "store"})
-HEAD_CHUNK = 1 << 18
+HEAD_CHUNK = 1 << 20
+"""Bytes first read of a sample: the metadata and store of a 1,000-step run (about 300 kB) at once, so that its
+store is parsed once (a store cut by the read is parsed again after the next)."""
 _OBJECT_START = re.compile(r"\s*\{")
 _NEXT_KEY = re.compile(r'\s*,?\s*"((?:[^"\\]|\\.)*)"\s*:\s*')
 RECORD = "EpisodeRecord:"

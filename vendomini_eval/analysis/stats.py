@@ -256,14 +256,28 @@ def pe_intervals(runs: pd.DataFrame, steps: pd.DataFrame, covariates: Sequence[s
     starts = (np.arange(blocks.sum()) - np.repeat(np.cumsum(blocks) - blocks, blocks)) * block
     stops = np.minimum(starts + block, end[run])
     table = pd.DataFrame({"run_id": ends["run_id"].to_numpy()[run], "start": starts, "stop": stops,
-                          "event": (stops == end[run]) & ends["crashed"].astype(bool).to_numpy()[run],
-                          "row": np.arange(len(run))})  # fmt: skip
+                          "event": (stops == end[run]) & ends["crashed"].astype(bool).to_numpy()[run]})  # fmt: skip
     # value at the end of step `start`: the last trace row at or before it (0 before step 1), forward-filled
-    # over steps missing from the trace and over missing values
-    known = steps[["run_id", "step", *covariates]].sort_values(["run_id", "step"])
-    known[list(covariates)] = known.groupby("run_id")[list(covariates)].ffill()
-    table = pd.merge_asof(table.sort_values("start"), known.sort_values("step"), left_on="start", right_on="step",
-                          by="run_id", direction="backward").sort_values("row")  # fmt: skip
+    # over steps missing from the trace and over missing values. The trace rows sorted by run (as integer
+    # codes) and step; each interval finds its row by one binary search on (run, step) keys.
+    codes, run_ids = pd.factorize(steps["run_id"])
+    step = steps["step"].to_numpy(np.int64)
+    order = np.lexsort((step, codes))
+    code, step = codes[order], step[order]
+    run_first = np.r_[0, np.flatnonzero(code[1:] != code[:-1]) + 1]
+    run_first = np.repeat(run_first, np.diff(np.r_[run_first, len(order)]))  # each sorted row's run's first row
+    low = min(int(step.min()), int(starts.min()))
+    width = max(int(step.max()), int(starts.max())) - low + 1
+    interval_code = pd.Index(run_ids).get_indexer(table["run_id"])
+    row = np.searchsorted(code * width + (step - low), interval_code * width + (starts - low), side="right") - 1
+    row = np.maximum(row, 0)
+    found = (code[row] == interval_code) & (step[row] <= starts)
+    positions = np.arange(len(order))
+    for name in covariates:
+        values = steps[name].to_numpy(float)[order]
+        last = np.maximum.accumulate(np.where(np.isnan(values), -1, positions))  # forward fill within the run
+        known = found & (last[row] >= run_first[row])
+        table[name] = np.where(known, values[np.where(known, last[row], 0)], np.nan)
     sums = [c for c in covariates if not _is_level(c)]
     table[sums] = table[sums].fillna(0.0)
     return table[["run_id", "start", "stop", "event", *covariates]].reset_index(drop=True)
@@ -285,9 +299,14 @@ def time_varying_cox(
     reason cannot produce it."""
     rows = []
     all_intervals = intervals
+    # runs counted as codes: millions of ids as text are slow to count
+    run_codes = pd.factorize(intervals["run_id"])[0] if "run_id" in intervals else np.zeros(len(intervals), int)
     for covariate in covariates:
-        intervals = all_intervals.dropna(subset=[covariate]) if covariate in all_intervals else all_intervals
-        n_runs = intervals["run_id"].nunique() if len(intervals) else 0
+        keep = all_intervals[covariate].notna().to_numpy() if covariate in all_intervals else slice(None)
+        used = [c for c in dict.fromkeys(["run_id", "start", "stop", "event", covariate, strata]) if c in all_intervals]
+        intervals = all_intervals[used][keep]  # only the columns a fit reads: a copy of all of them costs seconds
+        codes = run_codes[keep]
+        n_runs = np.count_nonzero(np.bincount(codes[codes >= 0])) if len(intervals) else 0
         k = int(intervals["event"].astype(bool).sum()) if len(intervals) else 0
         row = {**_empty_hr_row(covariate, k, n_runs), "sd": math.nan, "hr_per_sd": math.nan,
                "hr_per_sd_lo": math.nan, "hr_per_sd_hi": math.nan, "strata": strata or ""}  # fmt: skip
@@ -319,7 +338,8 @@ def time_varying_cox(
 
 
 def efron_time_varying_cox(start: np.ndarray, stop: np.ndarray, event: np.ndarray, x: np.ndarray,
-                           strata: np.ndarray | None = None, max_iterations: int = 50) -> dict[str, float]:  # fmt: skip
+                           strata: np.ndarray | None = None, max_iterations: int = 50, *, centre: float | None = None,
+                           scale: float | None = None) -> dict[str, float]:  # fmt: skip
     """Cox model of one time-varying covariate on (start, stop] intervals: the partial likelihood with Efron's
     ties, maximised by Newton-Raphson; with `strata`, one baseline hazard per stratum.
 
@@ -329,11 +349,11 @@ def efron_time_varying_cox(start: np.ndarray, stop: np.ndarray, event: np.ndarra
     start and by stop: O(intervals log intervals). Returns coef, se(coef), exp(coef) with its 95% bounds, and
     the Wald p. Raises NotEstimable (a ValueError) when there is no maximum: Diverging when the likelihood
     rises without bound (separation), NotEstimable with the reason in words otherwise (no crash, no
-    information, no convergence)."""
-    centre, scale = float(np.mean(x)), float(np.std(x)) or 1.0
+    information, no convergence). `centre` and `scale` (the mean and SD of `x`) may be given when known."""
+    centre = float(np.mean(x)) if centre is None else centre
+    scale = float(np.std(x) if scale is None else scale) or 1.0
     z = (x - centre) / scale  # standardised: exp(beta * z) stays in range
-    groups = [np.ones(len(z), bool)] if strata is None else [strata == s for s in pd.unique(strata)]
-    parts = [_risk_sets(start[g], stop[g], event[g], z[g]) for g in groups]
+    parts = [_risk_sets(*arrays) for arrays in _by_stratum(strata, start, stop, event, z)]
     parts = [part for part in parts if part is not None]
     if not parts:
         raise NotEstimable("no crashes")
@@ -376,6 +396,10 @@ def _risk_sets(start: np.ndarray, stop: np.ndarray, event: np.ndarray, z: np.nda
     if not event.any():
         return None
     times = np.unique(stop[event])
+    # Only an interval at risk at an event time (start < t <= stop) enters the sums; any other is added to and
+    # taken from the same cumulative sums. At one block a step, most intervals are of that kind.
+    at_risk = np.searchsorted(times, stop, side="right") > np.searchsorted(times, start, side="right")
+    start, stop, event, z = start[at_risk], stop[at_risk], event[at_risk], z[at_risk]
     by_start, by_stop = np.argsort(start, kind="stable"), np.argsort(stop, kind="stable")
     tie = np.searchsorted(times, stop[event])  # the event time of each event
     ties = np.bincount(tie, minlength=len(times))
@@ -387,6 +411,17 @@ def _risk_sets(start: np.ndarray, stop: np.ndarray, event: np.ndarray, z: np.nda
         "repeat": repeat,
         "fraction": (np.arange(len(repeat)) - np.repeat(np.cumsum(ties) - ties, ties)) / ties[repeat],
     }  # fmt: skip
+
+
+def _by_stratum(strata: np.ndarray | None, *arrays: np.ndarray) -> list[tuple[np.ndarray, ...]]:
+    """`arrays` split by stratum (None: one stratum): strata in order of first appearance, rows in their order,
+    as one boolean mask per stratum would split them, in one sort rather than a pass over all rows per stratum."""
+    if strata is None:
+        return [arrays]
+    codes, levels = pd.factorize(strata, use_na_sentinel=False)
+    order = np.argsort(codes, kind="stable")
+    ends = np.cumsum(np.bincount(codes, minlength=len(levels)))[:-1]
+    return [tuple(a[rows] for a in arrays) for rows in np.split(order, ends)]
 
 
 def _efron_terms(part: dict[str, Any], beta: float) -> tuple[float, float, float]:
@@ -434,20 +469,27 @@ def shock_exposure(steps: pd.DataFrame) -> pd.DataFrame:
     expedite or cancel). Returns `run_id`, `step` and these columns, rows in the order of `steps`. Lagged by
     `pe_intervals` like the PE, the exposure of an interval is what happened before it."""
     out = steps[["run_id", "step"]].copy()
-    order = np.lexsort((steps["step"].to_numpy(), steps["run_id"].astype(str).to_numpy()))
+    # runs as integer codes (sorting and grouping 5 million run ids as text took most of the time)
+    run_codes = pd.factorize(steps["run_id"].astype(str))[0]
+    order = np.lexsort((steps["step"].to_numpy(), run_codes))
     inverse = np.empty_like(order)
     inverse[order] = np.arange(len(order))
-    run = steps["run_id"].astype(str).to_numpy()[order]
+    run = run_codes[order]
+    firsts = np.flatnonzero(np.r_[True, run[1:] != run[:-1]]) if len(run) else np.zeros(0, int)
+    lengths = np.diff(np.r_[firsts, len(run)])
     shock = steps["shock"] if "shock" in steps else pd.Series([None] * len(steps), index=steps.index)
-    kinds = shock.fillna("").astype(str).str.strip()
-    void = kinds.str.lower().isin(NO_SHOCK) | kinds.str.endswith(":void")
+    kinds = _text_map(shock, lambda text: text.fillna("").astype(str).str.strip())
+    void = _text_map(kinds, lambda text: text.str.lower().isin(NO_SHOCK) | text.str.endswith(":void")).astype(bool)
     if "shock_void" in steps:
         void |= steps["shock_void"].fillna(False).astype(bool)
     kinds = kinds.where(~void, "")
 
     def cumulative(flags: np.ndarray) -> np.ndarray:
-        values = pd.Series(flags[order].astype(float)).groupby(run).cumsum().to_numpy()
-        return values[inverse]
+        # the running count within each run: counts are whole numbers, so the differences of one cumulative
+        # sum are the per-run cumulative sums exactly
+        values = flags[order].astype(float)
+        total = np.cumsum(values)
+        return (total - np.repeat(total[firsts] - values[firsts], lengths))[inverse]
 
     out["shocks_cum"] = cumulative(kinds.ne("").to_numpy())
     for kind in sorted(k for k in kinds.unique() if k):
@@ -462,12 +504,23 @@ def shock_exposure(steps: pd.DataFrame) -> pd.DataFrame:
         from vendomini_eval.crash import AGENT_ERRORS
 
         valid = steps["valid"].astype("boolean").fillna(False).to_numpy(bool)
-        errors = steps["error_kind"].fillna("").astype(str)
-        out["refused_cum"] = cumulative(~valid & errors.ne("").to_numpy() & ~errors.isin(AGENT_ERRORS).to_numpy())
+        refused = _text_map(
+            steps["error_kind"],
+            lambda text: text.fillna("").astype(str).pipe(lambda e: e.ne("") & ~e.isin(AGENT_ERRORS)),
+        )
+        out["refused_cum"] = cumulative(~valid & refused.to_numpy(bool))
         out["progress_cum"] = cumulative(valid & steps["tool"].isin(PROGRESS_TOOLS).to_numpy())
     else:
         out["refused_cum"] = out["progress_cum"] = math.nan
     return out
+
+
+def _text_map(values: pd.Series, function: Callable[[pd.Series], pd.Series]) -> pd.Series:
+    """`function` (elementwise string operations) applied to `values` through their distinct values: the same
+    result, without a pass of Python string methods over millions of rows."""
+    codes, uniques = pd.factorize(values, use_na_sentinel=False)
+    mapped = function(pd.Series(uniques, dtype=object)).to_numpy()
+    return pd.Series(mapped[codes], index=values.index)
 
 
 BUSINESS_STATE = ("cash", "goods_value")
@@ -555,22 +608,24 @@ def adjusted_time_varying_cox(intervals: pd.DataFrame, covariate: str, adjust: S
 
 
 def efron_time_varying_cox_multi(start: np.ndarray, stop: np.ndarray, event: np.ndarray, x: np.ndarray,
-                                 strata: np.ndarray | None = None, max_iterations: int = 50
+                                 strata: np.ndarray | None = None, max_iterations: int = 50, *,
+                                 centre: np.ndarray | None = None, scale: np.ndarray | None = None
                                  ) -> dict[str, np.ndarray]:  # fmt: skip
     """Cox model of several time-varying covariates (`x`: one column each) on (start, stop] intervals: the
     estimator of `efron_time_varying_cox` (Efron's ties, risk sets from cumulative sums, Newton-Raphson with
     step halving) for a vector of coefficients. Returns arrays, one entry per column: coef, se(coef),
     exp(coef) with its 95% bounds, and the Wald p. Raises NotEstimable (a ValueError) when there is no
     maximum: Diverging when the likelihood rises without bound (separation), NotEstimable with the reason in
-    words otherwise (no crash, no information, collinear covariates, no convergence)."""
+    words otherwise (no crash, no information, collinear covariates, no convergence). `centre` and `scale` (the
+    means and SDs of the columns) may be given when known."""
     x = np.asarray(x, dtype=float)
     if x.ndim == 1:
         x = x[:, None]
-    centre, scale = x.mean(axis=0), x.std(axis=0)
+    centre = x.mean(axis=0) if centre is None else centre
+    scale = np.array(x.std(axis=0) if scale is None else scale, dtype=float)
     scale[scale == 0] = 1.0
     z = (x - centre) / scale
-    groups = [np.ones(len(z), bool)] if strata is None else [strata == s for s in pd.unique(strata)]
-    parts = [_risk_sets(start[g], stop[g], event[g], z[g]) for g in groups]
+    parts = [_risk_sets(*arrays) for arrays in _by_stratum(strata, start, stop, event, z)]
     parts = [part for part in parts if part is not None]
     if not parts:
         raise NotEstimable("no crashes")
