@@ -53,7 +53,7 @@ def cacheable(sample: EvalSample) -> tuple[float, int, int]:
     for event in (e for e in sample.events if e.event == "model"):
         ids = [message.id or "" for message in event.input]
         tokens = [_estimate_tokens(message) for message in event.input]
-        prefix = sum(1 for _ in itertools.takewhile(lambda pair: pair[0] == pair[1], zip(ids, previous)))
+        prefix = sum(1 for _ in itertools.takewhile(lambda pair: pair[0] == pair[1], zip(ids, previous, strict=False)))
         shared, total = shared + sum(tokens[:prefix]), total + sum(tokens)
         largest_messages, largest_tokens = max(largest_messages, len(ids)), max(largest_tokens, sum(tokens))
         previous = ids
@@ -74,7 +74,7 @@ def ours(steps: int, log_dir: str, context_tokens: int) -> dict[str, float]:
 
 
 @tool
-def ping():  # noqa: ANN201 -- Inspect reads the tool from the inner function
+def ping():  # Inspect reads the tool from the inner function
     async def execute() -> str:
         """Answer pong.
 

@@ -170,8 +170,8 @@ def test_non_starters_stay_out_of_the_pe_models() -> None:
     rng = np.random.default_rng(6)
     onsets = rng.integers(5, 13, size=80)
     stuck = pd.DataFrame({"run_id": [f"stuck{i}" for i in range(80)], "time_to_crash": onsets, "crashed": True})
-    stuck_steps = pd.DataFrame([(f"stuck{i}", t, 0.5 * t) for i, onset in enumerate(onsets)
-                                for t in range(1, onset + 1)], columns=["run_id", "step", "pe_combined_cum"])  # fmt: skip
+    rows = [(f"stuck{i}", t, 0.5 * t) for i, onset in enumerate(onsets) for t in range(1, onset + 1)]
+    stuck_steps = pd.DataFrame(rows, columns=["run_id", "step", "pe_combined_cum"])
     runs = pd.concat([runs.assign(non_starter=False), stuck.assign(non_starter=True)], ignore_index=True)
     runs = runs.assign(model="m", group="m", experiment="synthetic", condition_label="base")
     steps = pd.concat([steps, stuck_steps], ignore_index=True)

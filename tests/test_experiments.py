@@ -300,7 +300,8 @@ def test_observability_arms_share_seeds_and_nothing_else_does() -> None:
         worlds = {run.condition.model_copy(update={"observability": "full"}).canonical_json() for run in arms}
         assert len(worlds) == 1 and len({run.replication for run in arms}) == 1
     assert derive_run_seed(1, Condition(notice_delay_steps=9, observability="delayed"), 0) == derive_run_seed(
-        1, Condition(), 0)
+        1, Condition(), 0
+    )
     # a full-observability condition keeps the seed of the plain derivation (published runs stay reproducible)
     plain = hashlib.sha256(f"{SEED_DOMAIN}\n1\n{Condition().canonical_json()}\n0".encode()).digest()
     assert derive_run_seed(1, Condition(), 0) == int.from_bytes(plain[:8], "big") & (2**63 - 1)

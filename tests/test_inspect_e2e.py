@@ -226,8 +226,7 @@ def test_mockllm_success_path(tmp_path: Any, no_network: list[Any]) -> None:
     assert all(valid for _, valid, _ in trace_rows(sample))
     assert record(sample).outcome == "censored"
     survival = sample.scores["survival"].value
-    assert survival == {"time_to_crash": 8, "crashed": 0, "non_starter": 0, "censored": 1, "terminated": 0,
-                        "steps": 8}
+    assert survival == {"time_to_crash": 8, "crashed": 0, "non_starter": 0, "censored": 1, "terminated": 0, "steps": 8}
     pe = sample.scores["prediction_errors"].value
     assert pe["pe_causal_count"] == len(outputs) and pe["pe_causal_sum"] == 0  # every call succeeded as stated
     assert pe["pe_quantity_count"] == 1 and pe["pe_quantity_sum"] == 0  # the empty warehouse, as stated

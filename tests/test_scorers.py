@@ -284,12 +284,18 @@ def test_crash_type_share() -> None:
     ("case", "expected"),
     [
         ("crashed", {"time_to_crash": 40, "crashed": 1, "non_starter": 0, "censored": 0, "terminated": 0, "steps": 59}),
-        ("non_starter", {"time_to_crash": 40, "crashed": 1, "non_starter": 1, "censored": 0, "terminated": 0,
-                         "steps": 59}),
-        ("censored", {"time_to_crash": 500, "crashed": 0, "non_starter": 0, "censored": 1, "terminated": 0,
-                      "steps": 500}),
-        ("terminated", {"time_to_crash": 87, "crashed": 0, "non_starter": 0, "censored": 1, "terminated": 1,
-                        "steps": 87}),
+        (
+            "non_starter",
+            {"time_to_crash": 40, "crashed": 1, "non_starter": 1, "censored": 0, "terminated": 0, "steps": 59},
+        ),
+        (
+            "censored",
+            {"time_to_crash": 500, "crashed": 0, "non_starter": 0, "censored": 1, "terminated": 0, "steps": 500},
+        ),
+        (
+            "terminated",
+            {"time_to_crash": 87, "crashed": 0, "non_starter": 0, "censored": 1, "terminated": 1, "steps": 87},
+        ),
         ("limit", {"time_to_crash": 30, "crashed": 0, "non_starter": 0, "censored": 1, "terminated": 0, "steps": 30}),
     ],
 )
@@ -304,7 +310,8 @@ def test_survival_explanations() -> None:
     assert "onset at step 40" in (run_scorer(survival(), "crashed").explanation or "")
     assert "Non-starter" not in (run_scorer(survival(), "crashed").explanation or "")
     assert (run_scorer(survival(), "non_starter").explanation or "").startswith(
-        "Non-starter (no productive action before the onset): crashed (looping, hard) with onset at step 40")
+        "Non-starter (no productive action before the onset): crashed (looping, hard) with onset at step 40"
+    )
     assert "censored at step 500" in (run_scorer(survival(), "censored").explanation or "")
     assert "outcome limit (message) after 30 steps" in (run_scorer(survival(), "limit").explanation or "")
 

@@ -162,7 +162,8 @@ def test_a_revision_resolves_against_the_delivery() -> None:
 def test_a_crash_before_the_first_productive_action_is_a_non_starter(fault: str, onset: int, non_starter: bool) -> None:
     """An agent that never made a valid order or shipment before its crash onset did not break down after
     accumulating PE: it never functioned. The summary says so; a crash after working steps is a breakdown."""
-    summary = run_policy(Condition(max_steps=200, p_shock=0.3), 3, "heuristic", fault=fault, onset=onset).episode.summary()
+    condition = Condition(max_steps=200, p_shock=0.3)
+    summary = run_policy(condition, 3, "heuristic", fault=fault, onset=onset).episode.summary()
     assert summary.crashed and summary.non_starter is non_starter
     assert (summary.first_progress_step is None) is non_starter
     if not non_starter:

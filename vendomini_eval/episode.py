@@ -487,8 +487,8 @@ class Episode:
             time_to_crash=crash.onset_step if crash else s.step,
             censored=crash is None,
             crash=crash,
-            non_starter=crash is not None and (self.first_progress_step is None
-                                               or self.first_progress_step >= crash.onset_step),
+            non_starter=crash is not None
+            and (self.first_progress_step is None or self.first_progress_step >= crash.onset_step),
             first_progress_step=self.first_progress_step,
             incoherent=incoherence is not None,
             incoherence_type=incoherence.crash_type if incoherence else None,

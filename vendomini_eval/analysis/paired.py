@@ -38,7 +38,8 @@ PAIR_KEYS = ("seed", "epoch")
 PE_DIFFERENCES = {"pe_diff": "pe_combined_mean", "pe_temporal_diff": "pe_temporal_mean"}
 """Each paired PE difference and the run-table column it is taken of."""
 COLUMNS = ("experiment", "model", "reference", "arm", "pairs", "pe_pairs", "pe_diff", "pe_diff_lo", "pe_diff_hi",
-           "pe_temporal_diff", "pe_temporal_diff_lo", "pe_temporal_diff_hi", "crashes_reference", "crashes_arm", "crash_reference_only", "crash_arm_only", "mcnemar_p",
+           "pe_temporal_diff", "pe_temporal_diff_lo", "pe_temporal_diff_hi", "crashes_reference", "crashes_arm",
+           "crash_reference_only", "crash_arm_only", "mcnemar_p",
            "informative_pairs", "arm_first", "hr_arm", "hr_arm_lo", "hr_arm_hi", "hr_p", "note")  # fmt: skip
 
 

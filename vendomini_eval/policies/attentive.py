@@ -3,9 +3,10 @@
 A notice makes it look again (the purchase orders, and the catalogue when suppliers' terms may have changed);
 where `check_orders` shows a revised promised day or quantity for one of its purchase orders still on its way,
 it restates its delivery expectation with `revise_expectation`. Between two looks it takes at least one step of
-its routine, so a stream of notices slows its business but cannot stop it. What it is told therefore changes what it does and its PE:
-under hidden observability it never revises, under full it revises as soon as it is told. This makes the
-observability factor testable on a scripted baseline (docs/METHOD.md, "The paired observability design").
+its routine, so a stream of notices slows its business but cannot stop it. What it is told therefore changes
+what it does and its PE: under hidden observability it never revises, under full it revises as soon as it is
+told. This makes the observability factor testable on a scripted baseline (docs/METHOD.md, "The paired
+observability design").
 """
 
 from __future__ import annotations

@@ -249,7 +249,8 @@ class World:
 
     def _expedite_fee(self, po: PurchaseOrder) -> int:
         """A share of the order's value, at least EXPEDITE_MIN_FEE_CENTS."""
-        return max(EXPEDITE_MIN_FEE_CENTS, round(po.unit_price_cents * po.quantity * self.state.rules.expedite_fee_frac))
+        share = round(po.unit_price_cents * po.quantity * self.state.rules.expedite_fee_frac)
+        return max(EXPEDITE_MIN_FEE_CENTS, share)
 
     def _order_price(self, a: Args, offer: Terms) -> int:
         """Unit price of an order: the quote's if a valid quote is given, else today's list price."""
