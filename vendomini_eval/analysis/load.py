@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from pydantic import ValidationError
 
 from vendomini_eval.results import EpisodeSummary
@@ -220,6 +221,9 @@ def load_runs(log_dir: str | Path) -> LoadedLogs:
             store = sample.head.get("store") or {}
             record = {key[len(RECORD) :]: value for key, value in store.items() if key.startswith(RECORD)}
             stored = record.pop("summary", None)
+            trace = record.get("trace")
+            if isinstance(trace, dict) and isinstance(trace.get("columns"), dict):
+                trace["columns"] = {name: _column_array(values) for name, values in trace["columns"].items()}
             if not stored:
                 outcome = record.get("outcome") or "none"
                 loaded.skipped.append(Skipped(str(path), f"no episode: outcome {outcome}", name))
@@ -248,6 +252,18 @@ def load_runs(log_dir: str | Path) -> LoadedLogs:
             loaded.skipped.append(Skipped(drop.log.path, f"duplicate: newer copy in {keep.log.path}", name))
     loaded.runs = sorted(newest.values(), key=lambda r: r.run_id)
     return loaded
+
+
+def _column_array(values: Any) -> Any:
+    """A trace column as a numpy array: 8 bytes a number, where a list of Python numbers takes about 32 (a
+    phase's traces would not fit in memory); text and missing values as an array of objects."""
+    if not isinstance(values, list):
+        return values
+    array = np.asarray(values)
+    if array.dtype.kind in "biuf":
+        return array
+    texts: dict[str, str] = {}  # one object per distinct text (a tool, an error kind): JSON makes one a value
+    return np.array([texts.setdefault(v, v) if isinstance(v, str) else v for v in values], dtype=object)
 
 
 def _order(run: RunRecord) -> tuple[str, str]:

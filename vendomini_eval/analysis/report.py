@@ -156,7 +156,7 @@ def headline(analysis: Analysis) -> pd.DataFrame:
                            pe_hr_per_sd_adjusted_lo=adjusted["hr_per_sd_lo"].iloc[0],
                            pe_hr_per_sd_adjusted_hi=adjusted["hr_per_sd_hi"].iloc[0],
                            pe_adjusted_note=adjusted["note"].iloc[0])  # fmt: skip
-            own = analysis.intervals[analysis.intervals["model"] == model]
+            own = _of_model(analysis.intervals, model)
             if analysis.bootstrap_replicates and pe["note"].iloc[0] == "" and HEADLINE_COVARIATE in own:
                 boot = inference.bootstrap_hazard_ratio(own, HEADLINE_COVARIATE, strata=pe["strata"].iloc[0] or None,
                                                         replicates=analysis.bootstrap_replicates, seed=0)  # fmt: skip
@@ -229,15 +229,23 @@ def survival_statistics(
     logrank, cox, ph, dose_rates, dose_trend, tv_cox, adjusted = [], [], [], [], [], [], []
     covariates = [c for c in stats.TV_COVARIATES if c in steps]
     controls = list(ADJUSTMENT) if covariates and len(steps) and {"shock", "cash_cents"} <= set(steps) else []
+    # Only the columns the intervals read, without a copy: the steps table with the exposure added, or merged,
+    # would be copied whole (gigabytes at phase-2 size).
+    needed = {name: steps[name].to_numpy() for name in ["run_id", "step", *covariates] if name in steps}
     if controls:  # what the world did to the run so far, lagged into the intervals as the PE is
         exposure = pd.concat([stats.shock_exposure(steps), stats.business_state(steps)], axis=1)
-        steps = steps.assign(**{name: exposure[name].to_numpy() for name in controls})
+        needed.update({name: exposure[name].to_numpy() for name in controls})
+        del exposure
     # A non-starter never functioned: it did not break down after accumulating PE, so the PE models leave it out.
     started = runs[~non_starters(runs)] if len(runs) else runs
-    intervals = stats.pe_intervals(started, steps, [*covariates, *controls], block=block) if covariates and len(
-        started) else pd.DataFrame(columns=["run_id", "start", "stop", "event"])  # fmt: skip
-    if len(runs):
-        intervals = intervals.merge(runs[["run_id", "group", "model"]], on="run_id", how="left")
+    intervals = stats.pe_intervals(started, pd.DataFrame(needed, copy=False), [*covariates, *controls],
+                                   block=block) if covariates and len(started) else pd.DataFrame(
+        columns=["run_id", "start", "stop", "event"])  # fmt: skip
+    del needed
+    if len(runs):  # each interval's group and model by its run (a merge would copy the intervals)
+        row = pd.Index(runs["run_id"]).get_indexer(intervals["run_id"])
+        for name in ("group", "model"):
+            intervals[name] = runs[name].to_numpy()[row]
     for (experiment, model), part in runs.groupby(["experiment", "model"], sort=True) if len(runs) else []:
         factors = stats.grid_factors(part, names)
         logrank.append(_with_q(stats.logrank_by_factor(part, factors)).assign(experiment=experiment, model=model))
@@ -249,7 +257,7 @@ def survival_statistics(
         dose_rates.append(model_rates.assign(model=model))
         dose_trend.append(model_trend.assign(model=model))
         if covariates:
-            own = intervals[intervals["model"] == model]
+            own = _of_model(intervals, model)
             tv_cox.append(stats.time_varying_cox(own, covariates).assign(model=model))
             if part["group"].nunique() > 1:  # the PE effect within conditions as well
                 tv_cox.append(stats.time_varying_cox(own, covariates, strata="group").assign(model=model))
@@ -360,6 +368,12 @@ def _with_q(table: pd.DataFrame) -> pd.DataFrame:
     if "p" not in table or table.empty:
         return table
     return table.assign(q=inference.benjamini_hochberg(table["p"].astype(float).to_numpy()))
+
+
+def _of_model(intervals: pd.DataFrame, model: str) -> pd.DataFrame:
+    """The intervals of one model; all of them, not a copy, when they hold only that model."""
+    own = intervals["model"].to_numpy() == model
+    return intervals if own.all() else intervals[own]
 
 
 def _concat(frames: list[pd.DataFrame]) -> pd.DataFrame:

@@ -9,6 +9,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd  # inspect-evals-lint: ignore[external_dependencies] -- the analysis extra; no task imports it
 
 from vendomini_eval.analysis.load import LoadedLogs, RunRecord
@@ -40,14 +41,20 @@ def business_metrics(columns: dict[str, list[Any]]) -> dict[str, Any]:
     of the last sale (a valid `ship`: customers pay on shipment); 0 when nothing was ever sold (a run still
     selling at its end gets the day it ended on). The trace's `day` is the day after the step (a step can
     end a day), so a step's own day is the previous step's (the world starts on day 0)."""
-    net_worth = columns.get("net_worth_cents") or []
-    tools, valid, days = columns.get("tool") or [], columns.get("valid") or [], columns.get("day") or []
-    sales = [i for i, (tool, ok) in enumerate(zip(tools, valid, strict=True)) if tool == "ship" and ok]
-    day_of_last_sale = (days[sales[-1] - 1] if sales[-1] > 0 else 0) if sales else None
+    net_worth, tools = _column(columns, "net_worth_cents"), _column(columns, "tool")
+    sales = np.flatnonzero((tools == "ship") & _column(columns, "valid").astype(bool)) if len(tools) else []
+    days = _column(columns, "day")
+    until_last_sale = ((days[sales[-1] - 1] if sales[-1] > 0 else 0) + 1) if len(sales) else 0
     return {
-        "min_net_worth": min(net_worth) / 100 if net_worth else math.nan,
-        "days_until_sales_stop": math.nan if not tools else 0 if day_of_last_sale is None else day_of_last_sale + 1,
+        "min_net_worth": net_worth.min() / 100 if len(net_worth) else math.nan,
+        "days_until_sales_stop": until_last_sale if len(tools) else math.nan,
     }
+
+
+def _column(columns: dict[str, Any], name: str) -> np.ndarray:
+    """A trace column as an array (empty when the trace lacks it)."""
+    values = columns.get(name)
+    return np.asarray([] if values is None else values, dtype=None if values is not None and len(values) else object)
 
 
 def run_row(run: RunRecord) -> dict[str, Any]:
@@ -130,16 +137,20 @@ def steps_table(loaded: LoadedLogs) -> pd.DataFrame:
     names: dict[str, None] = {}  # every trace column in first-seen order (older logs may lack newer columns)
     for run in loaded.runs:
         columns = (run.record.get("trace") or {}).get("columns") or {}
-        if columns and columns.get("step"):
+        if columns.get("step") is not None and len(columns["step"]):
             traces.append((run.run_id, columns))
             names.update((name, None) for name in columns if name not in STEP_COLUMNS_DROPPED)
     if not traces:
         return pd.DataFrame(columns=["run_id", "step"])
-    # one frame from whole columns: a frame per run and a concat cost ten times as much at 1,000 runs
-    data: dict[str, list[Any]] = {"run_id": [run_id for run_id, columns in traces for _ in columns["step"]]}
+    # one frame from whole columns, each the runs' arrays end to end, taken without a copy
+    lengths = [len(columns["step"]) for _, columns in traces]
+    data: dict[str, Any] = {"run_id": np.repeat(np.array([run_id for run_id, _ in traces], dtype=object), lengths)}
     for name in names:
-        data[name] = [value for _, columns in traces for value in columns.get(name) or [None] * len(columns["step"])]
-    return pd.DataFrame(data)
+        column = np.concatenate([np.asarray(columns[name]) if columns.get(name) is not None
+                                 else np.full(n, None, dtype=object)
+                                 for (_, columns), n in zip(traces, lengths, strict=True)])  # fmt: skip
+        data[name] = pd.Series(column).infer_objects() if column.dtype == object else column  # as from lists
+    return pd.DataFrame(data, copy=False)
 
 
 def write_table(frame: pd.DataFrame, out_dir: Path, name: str) -> list[Path]:
