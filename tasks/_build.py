@@ -17,6 +17,7 @@ from vendomini_eval.experiments import (
     condition_label,
     condition_values,
     derive_run_seed,
+    labelled_axes,
     load_experiment,
     task_name,
     unknown_key,
@@ -85,7 +86,7 @@ def condition_task(
         gate_policy(chosen)  # the tools and arguments its rules name exist (the condition checked the rest)
     except GatePolicyError as error:
         raise TaskArgumentError(f"-T gates={chosen.gates}: {error}") from None
-    return _task(experiment.name, list(experiment.grid), chosen, replications, experiment_seed)
+    return _task(experiment.name, labelled_axes(list(experiment.grid), chosen), chosen, replications, experiment_seed)
 
 
 def _task(experiment: str, axes: list[str], condition: Any, replications: int, experiment_seed: int) -> Task:

@@ -17,6 +17,7 @@ from inspect_ai.model import ModelOutput, ModelUsage
 from inspect_ai.util import Store
 from pydantic import ValidationError
 
+from tests.sweep_helpers import vendomini as sweep_cli
 from vendomini_eval.analysis.gates import gates_line
 from vendomini_eval.analysis.report import analyze, write_report
 from vendomini_eval.analysis.thresholds import Thresholds, check_thresholds
@@ -304,3 +305,23 @@ def test_inspect_approval_events_match_the_trace_and_the_summary(tmp_path: Path,
     assert "1 of 1 gated runs denied more than 0.5 of their gated calls (highest 0.636)" in check_thresholds(
         Thresholds.model_validate({"checks": [{"name": "gate", "max_denied_share": 0.5}]}), analysis.runs,
         analysis.loaded, "inline").line()  # fmt: skip
+
+
+def test_vendomini_run_gates_every_condition_and_analyze_prints_the_gates_line(tmp_path: Path) -> None:
+    """`vendomini run --gates default`: every task carries the gate (and its name says so), the logs hold the
+    approval events, and `vendomini analyze` ends with the GATES line. A bad policy is one line, nothing run."""
+    bad = sweep_cli("run", "phase1", "--gates", "nope", "--log-dir", tmp_path / "bad")
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "--gates nope" in bad.stderr
+    assert not (tmp_path / "bad").exists()
+    run = sweep_cli("run", "phase1", "--model", "vendomini/heuristic", "--limit-conditions", "2", "--replications",
+                    "1", "--max-steps", "40", "--gates", "default", "--log-dir", tmp_path / "logs", timeout=300)  # fmt: skip
+    assert run.returncode == 0, run.stdout + run.stderr
+    logs = [read_eval_log(str(path)) for path in sorted((tmp_path / "logs").rglob("*.eval"))]
+    assert len(logs) == 2 and all(log.eval.task.endswith("__gates-default") for log in logs)
+    for log in logs:
+        [sample] = log.samples or []
+        assert sample.metadata["condition"]["gates"] == "default"
+        assert any(isinstance(e, ApprovalEvent) for e in sample.events)
+    analyzed = sweep_cli("analyze", tmp_path / "logs", "--out", tmp_path / "report", "--bootstrap", "0", timeout=300)
+    assert analyzed.returncode == 0, analyzed.stderr
+    assert analyzed.stdout.splitlines()[-1].startswith("GATES: ")

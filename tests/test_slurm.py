@@ -4,7 +4,8 @@ The array task script runs here directly (SLURM_ARRAY_TASK_ID set) with the Open
 of test_openai_server.py launched in place of `vllm serve`, through Inspect's vllm/ and openai-api/ providers.
 The tests marked `slurm` start a single-node cluster (munged, slurmctld, slurmd from Debian's slurm-wlm, as
 processes of their own with a generated configuration in a temp dir) and submit through `vendomini slurm
-submit` with the scripted models; without those binaries they skip, except in CI, where they fail.
+submit` with the scripted models (and, with the local-llm extra, SmolLM2 served by llama.cpp on the node); without
+those binaries they skip, except in CI, where they fail.
 """
 
 from __future__ import annotations
@@ -536,3 +537,38 @@ def test_stopping_the_array_task_stops_the_server_and_the_shard(tmp_path: Path) 
         with pytest.raises(ProcessLookupError):
             os.kill(stopped, 0)
     assert json.loads(report.read_text("utf-8"))["pid"] == pid
+
+
+@pytest.mark.slurm
+@pytest.mark.llm
+def test_a_llamacpp_model_is_served_on_the_node_of_its_array_task(slurm_cluster: Path, tmp_path: Path) -> None:
+    """SmolLM2 (the local-llm extra) on a CPU node: the array task starts llama.cpp's server, runs the shard
+    through Inspect's OpenAI-compatible provider with the per-job key, and stops the server."""
+    from test_llamacpp import require_local_llm, server_key
+
+    require_local_llm()
+    model, log_dir = "openai-api/llama-cpp/smollm2", tmp_path / "logs"
+    job_id, result = submit(write_config(tmp_path, max_steps=10), "--model", model, "--limit-conditions", "1",
+                            "--cpus-per-task", str(os.cpu_count() or 1), "--log-dir", log_dir)  # fmt: skip
+    assert "llama.cpp server " in result.stdout and "--gres" not in result.stdout
+    [(manifest, [task])] = read_manifests(log_dir)
+    assert task.job.settings.context_lengths == {model: 8192}  # the agent's window fits the server's context
+    output = manifest.parent / f"{manifest.stem}-{job_id}_0.out"
+    pids: list[str] = []
+
+    def server_started() -> bool:
+        pids[:] = re.findall(r"model server pid (\d+): ", output.read_text("utf-8")) if output.exists() else []
+        return bool(pids) or not queued(job_id)
+
+    _wait(server_started, 120, "the array task's model server", 0.1)
+    assert pids, output.read_text("utf-8")
+    key = server_key(int(pids[0]))
+    _wait(lambda: not queued(job_id), 300, f"array job {job_id}")
+
+    assert task_states(job_id) == {"0": ("COMPLETED", "0:0")}, output.read_text("utf-8")
+    text = output.read_text("utf-8")
+    assert "model server healthy" in text and "stopping the model server" in text
+    with pytest.raises(ProcessLookupError):
+        os.kill(int(pids[0]), 0)
+    assert sorted(sample_keys(Path(task.job.shard.log_dir))) == [(task.job.shard.expected[0][0], model, "rep0", 1)]
+    assert not [name for name, data in texts_below(tmp_path) if key.encode() in data]

@@ -31,6 +31,7 @@ from vendomini_eval.runner import RunOutput, run_policy
 if TYPE_CHECKING:  # the analysis needs its extra, a sweep loads the runner: imported where a command uses it
     from vendomini_eval.analysis import Skipped
     from vendomini_eval.sweep.plan import EvalSettings
+    from vendomini_eval.sweep.server import LlamaCppOptions
 
 
 class UsageError(Exception):
@@ -201,22 +202,29 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     """Expand the grid into generic-task calls and run them with eval_set (resumable); `--dry-run` only plans."""
-    from vendomini_eval.sweep import plan, run  # imported here: `plan` and `simulate` never load the runner
+    from vendomini_eval.sweep import plan, run, server  # imported here: `plan` and `simulate` never load the runner
 
     try:
         sweep = plan.plan_sweep(
             args.config, models=args.model, log_dir=args.log_dir, max_steps=args.max_steps,
             replications=args.replications, limit_conditions=args.limit_conditions, workers=args.workers,
+            gates=args.gates,
         )  # fmt: skip
         interactive = sys.stdout.isatty() and sys.stdin.isatty()
         # Off a terminal (CI, logs, shard processes), Inspect's "log" display: silent but for errors, and about
         # twice as fast as "none" for scripted models (which still renders each task's metrics table).
         display = args.display or ("full" if interactive and args.workers == 1 and args.backend == "local" else "log")
         settings = _eval_settings(args, sweep.models, display)
+        llamacpp = _llamacpp_options(args, sweep.models)
+        spec = run.model_server(sweep, llamacpp)
+        if args.serve_args and spec is None:
+            raise UsageError("--serve-args: only for a model served with llama.cpp (openai-api/llama-cpp/<name>)")
         if args.dry_run:
             print(plan.format_sweep(sweep, settings))
+            if spec is not None:
+                print(f"\nmodel server (on this machine, for the sweep): {server.describe(spec)}")
             return 0
-        result = run.run_sweep(sweep, settings, backend=args.backend, address=args.address)
+        result = run.run_sweep(sweep, settings, backend=args.backend, address=args.address, llamacpp=llamacpp)
     except plan.SweepError as error:
         raise UsageError(error) from None
     except run.SweepInterrupted as interrupted:
@@ -236,6 +244,14 @@ def _eval_settings(args: argparse.Namespace, models: Sequence[str], display: str
         max_samples=args.max_samples, max_tasks=args.max_tasks, max_connections=args.max_connections,
         retry_attempts=args.retry_attempts, display=display,
     )  # fmt: skip
+
+
+def _llamacpp_options(args: argparse.Namespace, models: Sequence[str]) -> LlamaCppOptions:
+    """How `run` and `slurm submit` serve a llama.cpp model, from their shared options (`_add_server_options`)."""
+    from vendomini_eval.sweep.server import llamacpp_options, split_server_args
+
+    return llamacpp_options(models, ctx_size=args.ctx_size, threads=args.server_threads, chat_format=args.chat_format,
+                            extra_args=split_server_args(args.serve_args))  # fmt: skip
 
 
 def cmd_analyze(args: argparse.Namespace) -> int:
@@ -261,6 +277,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         )
     except ImportError as error:
         raise UsageError(f"{error}; install the analysis extra: pip install 'vendomini-eval[analysis]'") from None
+    from vendomini_eval.analysis.gates import gates_line
     from vendomini_eval.analysis.inference import fewest_replicates
 
     if args.bootstrap != 0 and args.bootstrap < fewest_replicates():
@@ -292,6 +309,9 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     skipped = ", ".join(f"{kind} {n}" for kind, n in sorted(loaded.skip_counts().items()))
     print(f"{len(analysis.runs)} runs from {len(loaded.logs)} logs" + (f"; skipped: {skipped}" if skipped else ""))
     print(f"report: {index}")
+    gates = gates_line(analysis.runs)
+    if gates is not None:
+        print(gates)
     if analysis.thresholds is None:
         return 0
     print(analysis.thresholds.line())
@@ -330,10 +350,12 @@ def cmd_slurm_submit(args: argparse.Namespace) -> int:
             qos=args.qos,
             sbatch_args=args.sbatch_arg,
             serve_args=args.serve_args,
+            llamacpp=_llamacpp_options(args, models),
             settings=_eval_settings(args, models, "log"),
             max_steps=args.max_steps,
             replications=args.replications,
             limit_conditions=args.limit_conditions,
+            gates=args.gates,
         )
         pending = slurm.incomplete(plan)
         command = shlex.join(["vendomini", *(a for a in args.argv if a != "--dry-run")])
@@ -404,6 +426,30 @@ def _add_eval_options(parser: argparse.ArgumentParser, max_connections_default: 
     group.add_argument("--retry-attempts", type=int, help="eval_set retries of a failed task (default: 1)")
 
 
+def _add_server_options(parser: argparse.ArgumentParser, vllm: bool) -> None:
+    """The options of the model server a sweep starts (`run`: llama.cpp; `slurm submit`: vLLM and llama.cpp)."""
+    served = "openai-api/llama-cpp/<name>: a shipped model (smollm2, the local-llm extra) or a .gguf file"
+    group = parser.add_argument_group("model server", served + ("; vllm/<hf id>, openai-api/vllm/<hf id>" * vllm))
+    group.add_argument(
+        "--serve-args",
+        default="",
+        help="extra arguments of the model server, e.g. "
+        + ('"--max-model-len 32768 --enable-auto-tool-choice --tool-call-parser hermes" (vLLM) or ' if vllm else "")
+        + '"--n_batch 256" (llama.cpp)',
+    )
+    group.add_argument("--ctx-size", type=int, help="llama.cpp context size in tokens (default: 8192)")
+    group.add_argument(
+        "--server-threads", type=int, help="llama.cpp CPU threads (default: the CPUs the server may run on)"
+    )
+    group.add_argument(
+        "--chat-format", help="llama-cpp-python chat format, which renders tools (default: chatml-function-calling)"
+    )
+
+
+GATES_HELP = ("a governance gate on every tool call of every condition: a shipped policy (default, none) or a YAML "
+              "file (configs/gates); the task names and labels then carry it")  # fmt: skip
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="vendomini", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -453,13 +499,15 @@ def build_parser() -> argparse.ArgumentParser:
         "the cluster last started here, else a new local Ray)",
     )
     run.add_argument("--limit-conditions", type=int, help="run only the first N conditions (quick tries)")
+    run.add_argument("--gates", metavar="POLICY", help=GATES_HELP)
     run.add_argument(
         "--display",
         choices=["full", "rich", "plain", "log", "none"],
         help="Inspect display (default: full on a terminal with one worker, else log)",
     )
     run.add_argument("--dry-run", action="store_true", help="print the tasks and shards that would run")
-    _add_eval_options(run, "Inspect's default")
+    _add_eval_options(run, "Inspect's default; 1 for a llama.cpp model")
+    _add_server_options(run, vllm=False)
     run.set_defaults(func=cmd_run, prog=run.prog)
 
     analyze = sub.add_parser("analyze", help="tables, survival statistics and an HTML report from a sweep's logs")
@@ -508,8 +556,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--model",
         action="append",
         required=True,
-        help="Inspect model (repeat, or comma-separate): vllm/<hf id> and openai-api/vllm/<hf id> "
-        "are served on the node, hf/<hf id> loads in-process, others are API models",
+        help="Inspect model (repeat, or comma-separate): vllm/<hf id>, openai-api/vllm/<hf id> (vLLM), "
+        "openai-api/llama-cpp/<name> (llama.cpp) are served on the node, "
+        "hf/<hf id> loads in-process, others are API models",
     )
     submit.add_argument("--log-dir", required=True, help="log directory on a file system the compute nodes share")
     submit.add_argument(
@@ -525,7 +574,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="GPUs per array task, the served model's tensor parallel size (default: 1 for vllm/ "
         "and hf/ models, else 0)",
     )
-    submit.add_argument("--cpus-per-task", type=int, help="CPUs per array task (default: 8 with GPUs, else 1)")
+    submit.add_argument(
+        "--cpus-per-task", type=int, help="CPUs per array task (default: 8 with GPUs, 4 for llama.cpp, else 1)"
+    )
     submit.add_argument("--mem", help="memory per array task, e.g. 64G (default: the partition's)")
     submit.add_argument("--time", default=DEFAULT_TIME, help=f"time limit per array task (default: {DEFAULT_TIME})")
     submit.add_argument("--array-parallelism", type=int, help="array tasks run at once at most (--array=...%%K)")
@@ -534,12 +585,6 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=DEFAULT_MAX_ARRAY_SIZE,
         help=f"the cluster's MaxArraySize: more array tasks are refused (default: {DEFAULT_MAX_ARRAY_SIZE})",
-    )
-    submit.add_argument(
-        "--serve-args",
-        default="",
-        help='extra arguments of the model server, e.g. "--max-model-len 32768 '
-        '--enable-auto-tool-choice --tool-call-parser hermes"',
     )
     submit.add_argument("--account", help="SLURM account to charge (default: the user's)")
     submit.add_argument("--qos", help="SLURM quality of service (default: the account's)")
@@ -553,8 +598,10 @@ def build_parser() -> argparse.ArgumentParser:
     submit.add_argument("--max-steps", type=int, help="override every condition's max_steps")
     submit.add_argument("--replications", type=int, help="override the experiment's replications")
     submit.add_argument("--limit-conditions", type=int, help="run only the first N conditions (quick tries)")
+    submit.add_argument("--gates", metavar="POLICY", help=GATES_HELP)
     submit.add_argument("--dry-run", action="store_true", help="print the plan and the sbatch script; submit nothing")
-    _add_eval_options(submit, "default: 64 for served models, else Inspect's")
+    _add_eval_options(submit, "default: 64 for vLLM models, 1 for llama.cpp ones, else Inspect's")
+    _add_server_options(submit, vllm=True)
     submit.set_defaults(func=cmd_slurm_submit, prog=submit.prog)
     status = slurm_sub.add_parser("status", help="per-shard completion of a SLURM sweep, read from its logs")
     status.add_argument("log_dir", metavar="LOGDIR", help="the --log-dir of `vendomini slurm submit`")

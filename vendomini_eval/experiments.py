@@ -158,6 +158,12 @@ def condition_slug(condition: Condition, axes: Sequence[str]) -> str:
     return _SLUG_UNSAFE.sub("_", label)
 
 
+def labelled_axes(axes: Sequence[str], condition: Condition) -> list[str]:
+    """The grid axes, plus `gates` when a gate is set outside the grid (`-T gates=`, `--gates`): a gated run is
+    never named, labelled or grouped in the analysis as its ungated twin."""
+    return [*axes, "gates"] if condition.gates is not None and "gates" not in axes else list(axes)
+
+
 def task_name(experiment: str, condition: Condition, axes: Sequence[str]) -> str:
     """The Inspect task (and log) name of a condition: `<experiment>_<condition slug>`."""
     return f"{experiment}_{condition_slug(condition, axes)}"

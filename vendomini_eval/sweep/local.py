@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,13 +29,19 @@ class Interrupted(Exception):
         super().__init__(signal.Signals(signum).name)
 
 
-def run_shards(shards: Sequence[Shard], settings: EvalSettings, keep_fds: Sequence[int] = ()) -> list[ShardResult]:
+def run_shards(
+    shards: Sequence[Shard],
+    settings: EvalSettings,
+    keep_fds: Sequence[int] = (),
+    environment: Mapping[str, str] | None = None,
+) -> list[ShardResult]:
     """Run every shard: one in this process, several in one process each, all at once. Raises Interrupted
     after SIGINT/SIGTERM once the shard processes are stopped. `keep_fds` are inherited by the shard
-    processes (the sweep's lock, so that it is held until the last of them has ended)."""
-    if len(shards) == 1:
+    processes (the sweep's lock, so that it is held until the last of them has ended). `environment` is added
+    to the shard processes' only (a model server's URL and key): with it, even one shard runs in a process."""
+    if len(shards) == 1 and environment is None:
         return [_run_in_process(ShardJob(shard=shards[0], settings=settings))]
-    return _run_shard_processes(shards, settings, keep_fds)
+    return _run_shard_processes(shards, settings, keep_fds, environment or {})
 
 
 def _run_in_process(job: ShardJob) -> ShardResult:
@@ -61,14 +68,20 @@ def _run_in_process(job: ShardJob) -> ShardResult:
     return result
 
 
-def start_shard_process(job: ShardJob, report: Path, keep_fds: Sequence[int] = ()) -> subprocess.Popen[bytes]:
-    """Start a shard process on `job`; it writes its ShardResult to `report` and exits when this process (which
-    keeps its stdin open) is gone."""
+def start_shard_process(
+    job: ShardJob,
+    report: Path | None = None,
+    keep_fds: Sequence[int] = (),
+    environment: Mapping[str, str] | None = None,
+) -> subprocess.Popen[bytes]:
+    """Start a shard process on `job` (with `environment` added to this one's); it writes its ShardResult to
+    `report` and exits when this process (which keeps its stdin open) is gone."""
     process = subprocess.Popen(
-        [*SHARD_COMMAND, "--report", str(report)],
+        [*SHARD_COMMAND, *(["--report", str(report)] if report is not None else [])],
         stdin=subprocess.PIPE,
         start_new_session=True,  # a terminal's Ctrl-C reaches the coordinator only, which forwards it once
         pass_fds=tuple(keep_fds),
+        env={**os.environ, **environment} if environment else None,
     )
     assert process.stdin is not None
     process.stdin.write(job.model_dump_json().encode() + b"\n")
@@ -90,7 +103,9 @@ def stop_processes(processes: Sequence[subprocess.Popen[bytes]], signum: int = s
             process.wait()
 
 
-def _run_shard_processes(shards: Sequence[Shard], settings: EvalSettings, keep_fds: Sequence[int]) -> list[ShardResult]:
+def _run_shard_processes(
+    shards: Sequence[Shard], settings: EvalSettings, keep_fds: Sequence[int], environment: Mapping[str, str]
+) -> list[ShardResult]:
     """Each process writes its ShardResult to a JSON file, so this process never imports Inspect (its import
     would delay the start of the shards); only a shard that exits without a report has its logs read here."""
     processes: list[subprocess.Popen[bytes]] = []
@@ -106,7 +121,8 @@ def _run_shard_processes(shards: Sequence[Shard], settings: EvalSettings, keep_f
         report_paths = [Path(reports) / f"{shard.name}.json" for shard in shards]
         try:
             for shard, report in zip(shards, report_paths, strict=True):
-                processes.append(start_shard_process(ShardJob(shard=shard, settings=settings), report, keep_fds))
+                job = ShardJob(shard=shard, settings=settings)
+                processes.append(start_shard_process(job, report, keep_fds, environment))
                 starts.append(time.monotonic())
                 print(f"[{shard.name}] started (pid {processes[-1].pid}): {len(shard.expected)} tasks -> "
                       f"{shard.log_dir}", flush=True)  # fmt: skip

@@ -16,13 +16,16 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, ValidationError
 
+from vendomini_eval.condition import Condition
 from vendomini_eval.experiments import (
     Experiment,
     ExperimentConfigError,
     condition_for,
+    condition_label,
     condition_values,
+    labelled_axes,
     load_experiment,
     resolve_config,
     task_name,
@@ -87,6 +90,9 @@ class EvalSettings(Frozen):
     """Samples buffered before they are written to the log (Inspect's default: 10). 1 keeps every finished sample
     of a task that is killed mid-run (a SLURM requeue or preemption), for eval_set to reuse."""
     retry_attempts: int = DEFAULT_RETRY_ATTEMPTS
+    context_lengths: dict[str, int] = {}
+    """Context window (tokens) of served models that Inspect cannot look up (llama.cpp's), by model name: the
+    agent sizes its conversation window from it, and the server refuses a prompt over it."""
     display: Display = "log"
     log_level: str | None = None
 
@@ -168,6 +174,7 @@ def plan_sweep(
     replications: int | None = None,
     limit_conditions: int | None = None,
     workers: int = 1,
+    gates: str | None = None,
 ) -> Sweep:
     """Plan the sweep of an experiment: its conditions as generic-task calls, on which models, into which log
     directories. Raises SweepError (or ExperimentConfigError) on bad input.
@@ -180,6 +187,7 @@ def plan_sweep(
       replications: Override the experiment's replications (samples per task).
       limit_conditions: Run only the first N conditions in grid order (quick tries).
       workers: Processes to shard the conditions over.
+      gates: A governance gate policy (shipped name or YAML) for every condition; its tasks are named with it.
     """
     for option, value in (("--max-steps", max_steps), ("--replications", replications),
                           ("--limit-conditions", limit_conditions), ("--workers", workers)):  # fmt: skip
@@ -193,8 +201,10 @@ def plan_sweep(
             f"--limit-conditions {limit_conditions}: {experiment.name} has {len(experiment.conditions)} conditions"
         )
     reps = replications if replications is not None else experiment.replications
+    gates = _gates_argument(gates)
     conditions = [
-        _condition_task(experiment, config_argument(config), index, max_steps, reps) for index in range(n_conditions)
+        _condition_task(experiment, config_argument(config), index, max_steps, reps, gates)
+        for index in range(n_conditions)
     ]
     if workers > len(conditions):
         raise SweepError(f"--workers {workers} is more than the {len(conditions)} conditions to run; use at most "
@@ -220,22 +230,39 @@ def config_argument(config: str | Path) -> str:
     return str(config) if not Path(config).is_file() else str(path.resolve())
 
 
+def _gates_argument(gates: str | None) -> str | None:
+    """The generic task's `gates`: a shipped policy's name as given, else the file's absolute path (shards may run
+    in another directory); checked here so that a bad policy stops the sweep before anything runs."""
+    if gates is None:
+        return None
+    try:
+        Condition(gates=gates)
+    except ValidationError as error:
+        raise SweepError(f"--gates {gates}: {error.errors()[0]['msg'].removeprefix('Value error, ')}") from None
+    return str(Path(gates).resolve()) if Path(gates).is_file() else gates
+
+
 def _condition_task(
-    experiment: Experiment, config: str, index: int, max_steps: int | None, replications: int
+    experiment: Experiment, config: str, index: int, max_steps: int | None, replications: int, gates: str | None
 ) -> ConditionTask:
     args: dict[str, Any] = {"config": config, "condition": index}
+    overrides: dict[str, Any] = {}
     if max_steps is not None:
-        args["max_steps"] = max_steps
+        args["max_steps"] = overrides["max_steps"] = max_steps
+    if gates is not None:
+        args["gates"] = overrides["gates"] = gates
     if replications != experiment.replications:
         args["replications"] = replications
     condition = experiment.conditions[index]
-    if max_steps is not None:
+    if overrides:
         try:
-            condition = condition_for(experiment, {**condition_values(experiment, index), "max_steps": max_steps})
+            condition = condition_for(experiment, {**condition_values(experiment, index), **overrides})
         except ExperimentConfigError as error:
-            raise SweepError(f"--max-steps {max_steps}: {error.problem}") from None
-    return ConditionTask(index=index, label=experiment.labels[index], task_args=args,
-                         task_name=task_name(experiment.name, condition, list(experiment.grid)))  # fmt: skip
+            option = "--max-steps" if error.key_path == "max_steps" else "--gates"
+            raise SweepError(f"{option} {overrides.get(error.key_path)}: {error.problem}") from None
+    axes = labelled_axes(list(experiment.grid), condition)
+    return ConditionTask(index=index, label=condition_label(condition, axes), task_args=args,
+                         task_name=task_name(experiment.name, condition, axes))  # fmt: skip
 
 
 def parse_models(models: str | Sequence[str]) -> tuple[str, ...]:

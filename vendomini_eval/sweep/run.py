@@ -1,6 +1,7 @@
 """Running a planned sweep on a backend (local processes or a Ray cluster), one sweep per log dir at a time,
 and the end-of-run report. Every backend runs the same `Shard`s through `run_shards(shards, settings)`;
-SLURM (`vendomini_eval.sweep.slurm`) submits them as an array job instead of waiting for them."""
+SLURM (`vendomini_eval.sweep.slurm`) submits them as an array job instead of waiting for them. A model served
+with llama.cpp gets its server on this machine for the length of the sweep (`sweep.server`)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import os
 import re
 import signal
 import socket
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,13 +21,16 @@ from typing import Literal
 
 from pydantic import BaseModel
 
-from vendomini_eval.sweep import local
+from vendomini_eval.sweep import local, server
 from vendomini_eval.sweep.plan import SHARD_DISPLAYS, EvalSettings, Sweep, SweepError
+from vendomini_eval.sweep.server import LlamaCppOptions, ServerSpec
 from vendomini_eval.sweep.shard import ShardResult, collect_status
 
 Backend = Literal["local", "ray"]
 """Where the shards run: processes on this machine, or Ray tasks on a Ray cluster (`sweep.ray_cluster`)."""
 LOCK_FILE = ".vendomini-sweep.lock"
+SERVER_OUTPUT = "model-server.log"
+"""The llama.cpp server's output, in the sweep's log dir."""
 SHARD_DIR = re.compile(r"^shard-(\d+)-of-(\d+)$")
 
 
@@ -57,14 +62,36 @@ class SweepResult(BaseModel):
         return sum(len(shard.complete) for shard in self.shards)
 
 
+def model_server(sweep: Sweep, llamacpp: LlamaCppOptions | None = None) -> ServerSpec | None:
+    """The llama.cpp server the sweep needs on this machine, checked (SweepError names the option), or None.
+    vLLM models are left to Inspect's vllm provider, which starts its own server."""
+    served = [model for model in sweep.models if server.kind_of(model) == "llama.cpp"]
+    if len(served) > 1:  # the providers read one base URL from the environment
+        raise SweepError(f"--model: one llama.cpp model per run ({', '.join(served)}); run the others separately")
+    return server.llamacpp_spec(served[0], llamacpp or LlamaCppOptions()) if served else None
+
+
 def run_sweep(
-    sweep: Sweep, settings: EvalSettings | None = None, backend: Backend = "local", address: str | None = None
+    sweep: Sweep,
+    settings: EvalSettings | None = None,
+    backend: Backend = "local",
+    address: str | None = None,
+    llamacpp: LlamaCppOptions | None = None,
 ) -> SweepResult:
     """Run (or resume) a sweep on `backend`; with ray, each shard is a Ray task on the cluster at `address`.
+    A llama.cpp model is served on this machine (`llamacpp`: how) while the shards run in processes of their
+    own, the only ones given its URL and key.
 
     Raises SweepError when another live sweep holds the log dir, or it holds a run with another shard layout
     (mixing would duplicate samples); SweepInterrupted when a signal stopped the sweep."""
     settings = settings or EvalSettings()
+    spec = model_server(sweep, llamacpp)
+    if spec is not None and backend != "local":
+        raise SweepError(f"--backend {backend}: {spec.alias} is served with llama.cpp on this machine; use --backend "
+                         "local (or `vendomini slurm submit` for a cluster)")  # fmt: skip
+    if spec is not None:
+        model = next(m for m in sweep.models if server.kind_of(m) == "llama.cpp")
+        settings = server.llamacpp_settings(settings, model, llamacpp or LlamaCppOptions())
     if address is not None and backend != "ray":
         raise SweepError("--address is the Ray cluster's address: it goes with --backend ray")
     sharers = "Ray tasks" if backend == "ray" else f"{sweep.workers} processes" if sweep.workers > 1 else None
@@ -78,14 +105,22 @@ def run_sweep(
     check_log_dir_layout(sweep.log_dir, sweep.workers)
     started = time.monotonic()
     shards = sweep.shards()
-    with sweep_lock(sweep.log_dir) as lock_fd:
+    with sweep_lock(sweep.log_dir) as lock_fd, contextlib.ExitStack() as stack:
         try:
+            environment = None
+            if spec is not None:  # after the lock: a second sweep on the log dir starts no server
+                output = Path(sweep.log_dir) / SERVER_OUTPUT
+                environment = stack.enter_context(server.serve(spec, log=_log, output=output))
             if backend == "ray":
                 results = ray_cluster.run_shards(shards, settings, address)
             else:
-                results = local.run_shards(shards, settings, keep_fds=[lock_fd] if lock_fd is not None else [])
-        except local.Interrupted as interrupted:
+                results = local.run_shards(shards, settings, keep_fds=[lock_fd] if lock_fd is not None else [],
+                                           environment=environment)  # fmt: skip
+        except (local.Interrupted, server.Stopped) as interrupted:
+            stack.close()  # the server is stopped before the logs are read
             raise SweepInterrupted(interrupted.signum, [collect_status(shard) for shard in shards]) from None
+        except server.ServerFailed as error:
+            raise SweepError(f"{error} (its output: {Path(sweep.log_dir) / SERVER_OUTPUT})") from None
     return SweepResult(sweep=sweep, shards=results, seconds=time.monotonic() - started)
 
 
@@ -114,6 +149,10 @@ def sweep_lock(log_dir: str) -> Iterator[int | None]:
         yield fd
     finally:
         os.close(fd)
+
+
+def _log(message: str) -> None:
+    print(f"vendomini: {message}", file=sys.stderr, flush=True)
 
 
 def _holder(path: Path) -> str:

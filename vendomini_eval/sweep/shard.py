@@ -47,12 +47,14 @@ def run_shard(job: ShardJob) -> ShardResult:
     """Run (or resume) one shard in this process with eval_set; the result is read back from its logs."""
     from inspect_ai import eval_set
     from inspect_ai._util.error import PrerequisiteError  # Inspect's user-facing refusals; not exported
-    from inspect_ai.model import get_model
+    from inspect_ai.model import ModelInfo, get_model, set_model_info
 
     from vendomini_eval.tasks import vendomini
 
     shard, settings = job.shard, job.settings
     started = time.monotonic()
+    for name, length in settings.context_lengths.items():
+        set_model_info(name, ModelInfo(context_length=length))
     try:
         tasks = [vendomini(**condition.task_args) for condition in shard.conditions]
         models = [get_model(name, **settings.model_args.get(name, {})) for name in shard.models]

@@ -3,11 +3,13 @@
 A sweep becomes one SLURM array job. Each array task is one `Shard` of the grid: one model and some conditions,
 run by `python -m vendomini_eval.sweep.shard` with eval_set into its own log dir, `LOGDIR/<model>/shard-<i>-of-<N>`
 (eval_set refuses a dir holding other tasks' logs, so concurrent array tasks never share one). The task reads
-its line of a JSON-lines manifest (`ArrayTask`) by SLURM_ARRAY_TASK_ID; the shell side (model server, offline
-settings, cleanup) is `slurm/array_task.sh`, shipped as package data and appended to the `#SBATCH` header.
+its line of a JSON-lines manifest (`ArrayTask`) by SLURM_ARRAY_TASK_ID (`sweep.array_task`: model server, shard,
+cleanup); the shell side (offline settings) is `slurm/array_task.sh`, shipped as package data and appended to the
+`#SBATCH` header.
 
-A model served on the node (`vllm/<id>`, `openai-api/vllm/<id>`) is loaded once per array task and serves
-all of its shard's samples concurrently (vLLM batches them), so a shard should hold many conditions.
+A model served on the node is loaded once per array task and serves all of its shard's samples: `vllm/<id>` and
+`openai-api/vllm/<id>` by vLLM on GPUs, concurrently (vLLM batches them), so a shard should hold many conditions;
+`openai-api/llama-cpp/<name>` by llama.cpp on CPUs (`sweep.server`).
 Resubmitting the same command submits only the array tasks whose shard is incomplete; eval_set keeps the
 finished samples of a task that was killed or requeued mid-run, which array tasks write to the log one by one.
 
@@ -26,13 +28,12 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from vendomini_eval.sweep import server
 from vendomini_eval.sweep.plan import TASK, EvalSettings, Frozen, Shard, ShardJob, Sweep, SweepError, plan_sweep
 from vendomini_eval.sweep.run import check_log_dir_layout
+from vendomini_eval.sweep.server import LlamaCppOptions, ServerKind, ServerSpec
 from vendomini_eval.sweep.shard import ShardResult, collect_status
 
-SERVED_PREFIXES = ("vllm/", "openai-api/vllm/")
-"""Models whose server the array task starts on its node. `openai-api/vllm/...` reads the same VLLM_BASE_URL
-and VLLM_API_KEY as Inspect's vllm provider, so both are pointed at the server by the same two variables."""
 IN_PROCESS_PREFIX = "hf/"
 DEFAULT_MAX_ARRAY_SIZE = 1000
 """A common cluster cap on array size (MaxArraySize); check `scontrol show config | grep MaxArraySize`."""
@@ -73,10 +74,17 @@ class ArrayTask(Frozen):
     index: int
     model: str
     serve: str | None
-    """The model the task serves on its node with vLLM (`vllm serve <serve>`), or None."""
+    """What the task's server loads on its node (`vllm serve <hf id>`, llama.cpp <GGUF path>), or None."""
+    server: ServerKind = "vllm"
     serve_args: tuple[str, ...] = ()
     tensor_parallel_size: int = 1
     job: ShardJob
+
+    def server_spec(self) -> ServerSpec | None:
+        if self.serve is None:
+            return None
+        return ServerSpec(kind=self.server, model=self.serve, alias=server.served_name(self.model),
+                          args=self.serve_args, tensor_parallel_size=self.tensor_parallel_size)  # fmt: skip
 
 
 class SlurmPlan(Frozen):
@@ -109,18 +117,21 @@ def plan_slurm(
     qos: str | None = None,
     sbatch_args: Sequence[str] = (),
     serve_args: str = "",
+    llamacpp: LlamaCppOptions | None = None,
     settings: EvalSettings | None = None,
     max_steps: int | None = None,
     replications: int | None = None,
     limit_conditions: int | None = None,
+    gates: str | None = None,
 ) -> SlurmPlan:
     """Plan the array job: each model's conditions dealt round-robin into `shards` shards, one array task each.
     Raises SweepError naming the option on bad input.
 
-    `gpus_per_task` defaults to 1 when a model needs a GPU (served or `hf/`), else 0; a served model runs with
-    tensor parallelism over all of them. `max_connections` defaults to SERVED_MAX_CONNECTIONS for served
-    models and to Inspect's default for the others. `settings` (model args, generation, limits, concurrency) go
-    to every array task's eval_set."""
+    `gpus_per_task` defaults to 1 when a model needs a GPU (`vllm/` or `hf/`), else 0; a vLLM model runs with
+    tensor parallelism over all of them. `max_connections` defaults to SERVED_MAX_CONNECTIONS for vLLM models
+    and to Inspect's default for the others; a llama.cpp model (`llamacpp`: how it is served; its `extra_args`
+    are `serve_args`) runs one request, sample and task at a time unless told otherwise (LLAMACPP_SERIAL).
+    `settings` (model args, generation, limits, concurrency) go to every array task's eval_set."""
     for option, value, minimum in (("--shards", shards, 1), ("--max-array-size", max_array_size, 1),
                                    ("--gpus-per-task", gpus_per_task, 0), ("--cpus-per-task", cpus_per_task, 1),
                                    ("--array-parallelism", array_parallelism, 1)):  # fmt: skip
@@ -135,12 +146,7 @@ def plan_slurm(
             raise SweepError(f"{option} {value!r} is not a SLURM {option.lstrip('-')} (see `man sbatch`)")
     if "://" in str(log_dir):
         raise SweepError(f"--log-dir {log_dir}: must be a directory on a file system the compute nodes share")
-    try:
-        extra_server_args = tuple(shlex.split(serve_args))
-    except ValueError as error:
-        raise SweepError(f"--serve-args {serve_args!r}: {error}") from None
-    if any(arg.startswith("--api-key") for arg in extra_server_args):  # it would be written to the manifest
-        raise SweepError("--serve-args: no --api-key; each array task gives its server a key of its own")
+    extra_server_args = server.split_server_args(serve_args)
     for arg in sbatch_args:
         if not SBATCH_ARG_FORMAT.match(arg) or arg.split("=")[0] in OWN_SBATCH_OPTIONS:
             raise SweepError(f"--sbatch-arg {arg!r}: expected one sbatch option --name[=value], not one this command "
@@ -148,7 +154,7 @@ def plan_slurm(
     base_settings = (settings or EvalSettings()).model_copy(update={"display": "log", "log_buffer": 1})
     root = str(Path(log_dir).resolve())  # array tasks run elsewhere: every path absolute
     sweep = plan_sweep(config, models=list(models), log_dir=root, max_steps=max_steps, replications=replications,
-                       limit_conditions=limit_conditions)  # fmt: skip
+                       limit_conditions=limit_conditions, gates=gates)  # fmt: skip
     if shards > len(sweep.conditions):
         raise SweepError(f"--shards {shards} is more than the {len(sweep.conditions)} conditions of a model; use at "
                         f"most {len(sweep.conditions)}")  # fmt: skip
@@ -159,22 +165,34 @@ def plan_slurm(
             f"{max_array_size}; use --shards {max(1, max_array_size // len(sweep.models))} or fewer (more conditions "
             "per shard), or submit the models separately"
         )
-    needs_gpu = any(_served(m) or m.startswith(IN_PROCESS_PREFIX) for m in sweep.models)
+    kinds = {model: server.kind_of(model) for model in sweep.models}
+    if extra_server_args and {"vllm", "llama.cpp"} <= set(kinds.values()):
+        raise SweepError("--serve-args: vLLM and llama.cpp take different arguments; submit their models separately")
+    needs_gpu = any(kinds[m] == "vllm" or m.startswith(IN_PROCESS_PREFIX) for m in sweep.models)
     gpus = gpus_per_task if gpus_per_task is not None else int(needs_gpu)
-    served = [m for m in sweep.models if _served(m)]
+    served = [m for m in sweep.models if kinds[m] == "vllm"]
     if served and gpus < 1:
         raise SweepError(f"--gpus-per-task {gpus}: {served[0]} is served with vLLM on the node and needs a GPU")
+    cpus = GPU_CPUS_PER_TASK if gpus else server.LLAMACPP_CPUS_PER_TASK if any(kinds.values()) else 1
     resources = SlurmResources(
         partition=partition, gpus_per_task=gpus, mem=mem, time=time, array_parallelism=array_parallelism,
         account=account, qos=qos, sbatch_args=tuple(sbatch_args),
-        cpus_per_task=cpus_per_task if cpus_per_task is not None else (GPU_CPUS_PER_TASK if gpus else 1),
+        cpus_per_task=cpus_per_task if cpus_per_task is not None else cpus,
     )  # fmt: skip
+    llamacpp = (llamacpp or LlamaCppOptions()).model_copy(update={"extra_args": extra_server_args})
+    specs = {model: server.llamacpp_spec(model, llamacpp) if kind == "llama.cpp"
+             else server.vllm_spec(model, extra_server_args, max(1, gpus)) if kind == "vllm" else None
+             for model, kind in kinds.items()}  # fmt: skip
     tasks = []
     for model in sweep.models:
         model_dir = posixpath.join(root, model_dir_name(model))
         check_log_dir_layout(model_dir, shards)  # another --shards would run finished conditions again
-        connections = base_settings.max_connections or (SERVED_MAX_CONNECTIONS if _served(model) else None)
-        settings = base_settings.model_copy(update={"max_connections": connections})
+        spec = specs[model]
+        if spec is not None and spec.kind == "llama.cpp":
+            settings = server.llamacpp_settings(base_settings, model, llamacpp)
+        else:
+            connections = base_settings.max_connections or (SERVED_MAX_CONNECTIONS if spec else None)
+            settings = base_settings.model_copy(update={"max_connections": connections})
         for k in range(shards):
             shard_dir = posixpath.join(model_dir, f"shard-{k}-of-{shards}")
             shard = Shard(experiment=sweep.experiment, models=(model,), conditions=sweep.conditions[k::shards],
@@ -183,8 +201,9 @@ def plan_slurm(
                 ArrayTask(
                     index=len(tasks),
                     model=model,
-                    serve=_served(model),
-                    serve_args=extra_server_args if _served(model) else (),
+                    serve=spec.model if spec else None,
+                    server=spec.kind if spec else "vllm",
+                    serve_args=spec.args if spec else (),
                     tensor_parallel_size=max(1, gpus),
                     job=ShardJob(shard=shard, settings=settings),
                 )
@@ -199,14 +218,6 @@ def plan_slurm(
 def model_dir_name(model: str) -> str:
     """A model's folder in the sweep's log dir: its Inspect name with `/` as `--` (one level per model)."""
     return model.replace("/", "--")
-
-
-def _served(model: str) -> str | None:
-    """The model id a node-served model's vLLM server loads, or None for models that need no server."""
-    for prefix in SERVED_PREFIXES:
-        if model.startswith(prefix):
-            return model.removeprefix(prefix)
-    return None
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -300,8 +311,8 @@ def format_plan(plan: SlurmPlan, pending: Sequence[int]) -> str:
     for task in plan.tasks:
         shard = task.job.shard
         settings = task.job.settings
-        how = (f"vllm serve {task.serve} --tensor-parallel-size {task.tensor_parallel_size}"
-               + "".join(f" {shlex.quote(a)}" for a in task.serve_args) if task.serve
+        spec = task.server_spec()
+        how = (server.describe(spec) if spec
                else "in-process" if task.model.startswith(IN_PROCESS_PREFIX) else "direct")  # fmt: skip
         connections = f", max connections {settings.max_connections}" if settings.max_connections else ""
         mark = "" if task.index in pending else "  (complete)"
