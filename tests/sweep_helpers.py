@@ -7,6 +7,8 @@ import math
 import os
 import subprocess
 import sys
+import zipfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -60,3 +62,14 @@ def same_values(a: Any, b: Any) -> bool:
     if isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b):
         return True
     return a == b
+
+
+def texts_below(directory: Path) -> Iterator[tuple[str, bytes]]:
+    """Every file's bytes below directory, and every member of each .eval (zip) log decompressed."""
+    for path in directory.rglob("*"):
+        if path.is_file():
+            yield str(path), path.read_bytes()
+            if path.suffix == ".eval":
+                with zipfile.ZipFile(path) as archive:
+                    for name in archive.namelist():
+                        yield f"{path}:{name}", archive.read(name)

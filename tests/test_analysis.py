@@ -572,7 +572,10 @@ def test_the_heatmap_is_drawn_per_model_and_long_tables_are_linked(sweep_logs: P
     analysis.factors = ["p_shock", "prediction_mode"]  # as if both had varied
     write_report(analysis, tmp_path / "report")
     assert (tmp_path / "report" / "figures" / "heatmap.png").stat().st_size > 1000
-    assert "Crash rate over the two main factors per model" in (tmp_path / "report" / "index.html").read_text()
+    page = (tmp_path / "report" / "index.html").read_text()
+    assert "Crash rate over the two main factors per model" in page
+    body = page.split("</style>", 1)[1]  # every text placeholder is filled (the style sheet has braces of its own)
+    assert "accumulated PE (<code>pe_combined_cum</code>)" in body and not re.search(r"\{[A-Za-z_.]+\}", body)
     long = pd.DataFrame({"group": [f"g{i}" for i in range(MAX_PAGE_ROWS + 1)]})
     assert _long_table(long, "summary").count("<tr") == 0 and "href='summary.csv'" in _long_table(long, "summary")
     assert _long_table(long.iloc[:MAX_PAGE_ROWS], "summary").count("<tr") == MAX_PAGE_ROWS + 1

@@ -314,7 +314,8 @@ def test_vendomini_run_gates_every_condition_and_analyze_prints_the_gates_line(t
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "--gates nope" in bad.stderr
     assert not (tmp_path / "bad").exists()
     run = sweep_cli("run", "phase1", "--model", "vendomini/heuristic", "--limit-conditions", "2", "--replications",
-                    "1", "--max-steps", "40", "--gates", "default", "--log-dir", tmp_path / "logs", timeout=300)  # fmt: skip
+                    "1", "--max-steps", "40", "--gates", "default", "--log-dir", tmp_path / "logs",
+                    timeout=300)  # fmt: skip
     assert run.returncode == 0, run.stdout + run.stderr
     logs = [read_eval_log(str(path)) for path in sorted((tmp_path / "logs").rglob("*.eval"))]
     assert len(logs) == 2 and all(log.eval.task.endswith("__gates-default") for log in logs)

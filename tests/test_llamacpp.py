@@ -15,14 +15,12 @@ import subprocess
 import sys
 import threading
 import time
-import zipfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from inspect_ai.log import read_eval_log
 from inspect_ai.util import Store
-from sweep_helpers import vendomini
+from sweep_helpers import texts_below, vendomini
 
 from vendomini_eval.experiments import shipped_configs_dir
 from vendomini_eval.solvers import EpisodeRecord
@@ -104,17 +102,6 @@ def server_key(pid: int) -> str:
     [key] = [item.split(b"=", 1)[1].decode() for item in environment if item.startswith(b"API_KEY=")]
     assert len(key) >= 24
     return key
-
-
-def texts_below(directory: Path) -> Iterator[tuple[str, bytes]]:
-    """Every file's bytes below directory, and every member of each .eval (zip) log decompressed."""
-    for path in directory.rglob("*"):
-        if path.is_file():
-            yield str(path), path.read_bytes()
-            if path.suffix == ".eval":
-                with zipfile.ZipFile(path) as archive:
-                    for name in archive.namelist():
-                        yield f"{path}:{name}", archive.read(name)
 
 
 def gone(pid: int) -> bool:

@@ -19,14 +19,13 @@ import socket
 import subprocess
 import sys
 import time
-import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from inspect_ai.log import list_eval_logs, read_eval_log
-from sweep_helpers import success_logs, vendomini
+from sweep_helpers import success_logs, texts_below, vendomini
 
 from vendomini_eval.experiments import shipped_configs_dir
 from vendomini_eval.sweep.shard import collect_status
@@ -231,17 +230,6 @@ def server_pid(stderr: str) -> int:
     match = re.search(r"model server pid (\d+): ", stderr)
     assert match, stderr
     return int(match.group(1))
-
-
-def texts_below(directory: Path) -> Iterator[tuple[str, bytes]]:
-    """Every file's bytes below directory, and every member of each .eval (zip) log decompressed."""
-    for path in directory.rglob("*"):
-        if path.is_file():
-            yield str(path), path.read_bytes()
-            if path.suffix == ".eval":
-                with zipfile.ZipFile(path) as archive:
-                    for name in archive.namelist():
-                        yield f"{path}:{name}", archive.read(name)
 
 
 @pytest.mark.parametrize("model", ["vllm/fake-model", "openai-api/vllm/fake-model"])

@@ -120,7 +120,8 @@ def analyze(log_dir: str | Path, block: int = 1, pool_models: bool = False, plan
         crash_types=stats.crash_type_mix(runs, ["group"]) if len(runs) else pd.DataFrame(),
         aligned=stats.aligned_trajectories(runs, steps), incoherence=incoherence_by_model(runs),
         incidence=_incidence(runs), incidence_summary=_incidence_summary(runs), block=block, pool_models=pool_models,
-        power=power_table(runs, planning_hr), paired=paired_observability(runs), gates=gate_decisions(runs), factors=stats.grid_factors(runs, names) if len(runs) else [],
+        power=power_table(runs, planning_hr), paired=paired_observability(runs), gates=gate_decisions(runs),
+        factors=stats.grid_factors(runs, names) if len(runs) else [],
         bootstrap_replicates=bootstrap_replicates, **tables,
     )  # fmt: skip
     analysis.headline = headline(analysis)  # it reads the tables above
@@ -289,7 +290,8 @@ def write_report(analysis: Analysis, out_dir: str | Path) -> Path:
     analysis.intervals.to_parquet(out / "intervals.parquet", index=False)
     analysis.summary.to_csv(out / "summary.csv", index=False)
     for name in ("km", "logrank", "cox", "ph_test", "dose_rates", "dose_trend", "tv_cox", "crash_types", "aligned",
-                 "incoherence", "incidence", "incidence_summary", "power", "pe_adjusted", "headline", "paired", "gates"):  # fmt: skip
+                 "incoherence", "incidence", "incidence_summary", "power", "pe_adjusted", "headline", "paired",
+                 "gates"):  # fmt: skip
         getattr(analysis, name).to_csv(out / f"{name}.csv", index=False)
     if analysis.thresholds is not None:
         analysis.thresholds.table().to_csv(out / "thresholds.csv", index=False)
@@ -512,7 +514,8 @@ def _html(analysis: Analysis) -> str:
         parts.append(
             "<p>Crash incidence by each model's last step (Aalen-Johansen, business failure competing, 95% "
             "interval); <code>non_starters</code>: crashes before the agent's first productive action (it never "
-            "functioned, so they are left out of the PE hazard ratios); hazard ratio of a crash per SD of the accumulated PE (<code>{HEADLINE_COVARIATE}</code>), "
+            "functioned, so they are left out of the PE hazard ratios); hazard ratio of a crash per SD of the "
+            f"accumulated PE (<code>{HEADLINE_COVARIATE}</code>), "
             "time-varying Cox within the model's conditions (each its own baseline: a condition without cards, "
             "whose PE sums stay 0, cannot make the effect), with its model-based 95% interval and "
             f"(<code>boot</code>) the percentile interval of {analysis.bootstrap_replicates} resamples of runs "

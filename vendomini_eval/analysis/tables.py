@@ -107,8 +107,9 @@ def run_row(run: RunRecord) -> dict[str, Any]:
     row["predictions_made"] = summary.predictions_made
     row["actions_without_card"] = summary.actions_without_card
     # Governance gate decisions (None without a gate); by `<decision>:<reason>` as JSON text, one cell per run.
+    decisions = None if summary.gate_decisions is None else json.dumps(summary.gate_decisions)
     row.update(gate_allowed=summary.gate_allowed, gate_warned=summary.gate_warned, gate_denied=summary.gate_denied,
-               gate_decisions=None if summary.gate_decisions is None else json.dumps(summary.gate_decisions))  # fmt: skip
+               gate_decisions=decisions)  # fmt: skip
     usage = run.usage
     row.update(input_tokens=usage.input_tokens, output_tokens=usage.output_tokens, total_tokens=usage.total_tokens,
                cache_read_tokens=usage.cache_read_tokens, cache_write_tokens=usage.cache_write_tokens,
