@@ -92,8 +92,9 @@ def test_garbage_from_a_local_hf_model_ends_as_a_crash_not_a_harness_error(
     record = sample.store_as(EpisodeRecord)
     survival, crash_type = sample.scores["survival"].value, sample.scores["crash_type"].value
     assert isinstance(survival, dict)
-    assert record.outcome == "crashed" and record.limit is None
-    assert survival["crashed"] == 1 and survival["steps"] < MAX_STEPS
+    # garbage never makes a valid order or shipment: a crash before any productive action, a non-starter
+    assert record.outcome == "non_starter" and record.limit is None
+    assert survival["crashed"] == 1 and survival["non_starter"] == 1 and survival["steps"] < MAX_STEPS
     assert crash_type in ("invalid_burst", "stall")  # the detectors of rejected calls and replies without one
     assert not any(record.trace["columns"]["valid"])
 
