@@ -358,7 +358,7 @@ class _Run:
     def outcome(self) -> str:
         episode = self.episode
         if episode.crash is not None:
-            return "non_starter" if episode.summary().non_starter else "crashed"
+            return "non_starter" if episode.non_starter else "crashed"
         if episode.state.terminated:
             return "terminated"
         return "censored"

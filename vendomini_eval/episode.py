@@ -213,6 +213,12 @@ class Episode:
     def crash(self) -> CrashSignal | None:
         return self.detector.crash
 
+    @property
+    def non_starter(self) -> bool:
+        """The crash came before the agent's first productive action: it never functioned."""
+        crash, first = self.detector.crash, self.first_progress_step
+        return crash is not None and (first is None or first >= crash.onset_step)
+
     # ----- the gate ---------------------------------------------------------------------------------------
     def review(self, action: AgentAction) -> GateDecision | None:
         """The gate's decision on a call in the current state, without taking the step; None when the condition
@@ -487,8 +493,7 @@ class Episode:
             time_to_crash=crash.onset_step if crash else s.step,
             censored=crash is None,
             crash=crash,
-            non_starter=crash is not None
-            and (self.first_progress_step is None or self.first_progress_step >= crash.onset_step),
+            non_starter=self.non_starter,
             first_progress_step=self.first_progress_step,
             incoherent=incoherence is not None,
             incoherence_type=incoherence.crash_type if incoherence else None,

@@ -18,15 +18,21 @@ def gated(runs: pd.DataFrame) -> pd.DataFrame:
     return runs[runs["gate_decisions"].notna()]
 
 
+def _counts(part: pd.DataFrame) -> dict[str, int]:
+    """Decisions by `<decision>:<reason>`, summed over the runs."""
+    counts: dict[str, int] = {}
+    for text in part["gate_decisions"]:
+        for label, n in json.loads(text).items():
+            counts[label] = counts.get(label, 0) + n
+    return counts
+
+
 def gate_decisions(runs: pd.DataFrame) -> pd.DataFrame:
     """Per model and condition (`group`), each decision and reason: the calls, their share of the group's gated
     calls, and the runs they came from. Empty without a gated run."""
     rows = []
     for (model, group), part in gated(runs).groupby(["model", "group"], sort=True):
-        counts: dict[str, int] = {}
-        for text in part["gate_decisions"]:
-            for label, n in json.loads(text).items():
-                counts[label] = counts.get(label, 0) + n
+        counts = _counts(part)
         total = sum(counts.values())
         for label, n in counts.items():
             decision, reason = label.split(":", 1)
@@ -46,11 +52,7 @@ def gates_line(runs: pd.DataFrame) -> str | None:
         return None
     allowed, warned, denied = (int(part[f"gate_{name}"].sum()) for name in ("allowed", "warned", "denied"))
     calls = allowed + warned + denied
-    reasons: dict[str, int] = {}
-    for text in part["gate_decisions"]:
-        for label, n in json.loads(text).items():
-            if label.startswith("deny:"):
-                reasons[label.removeprefix("deny:")] = reasons.get(label.removeprefix("deny:"), 0) + n
+    reasons = {label.removeprefix("deny:"): n for label, n in _counts(part).items() if label.startswith("deny:")}
     by_reason = ", ".join(f"{reason} {n}" for reason, n in sorted(reasons.items(), key=lambda item: -item[1]))
     share = f" ({denied / calls:.1%})" if calls else ""
     return (f"GATES: {calls} gated calls in {len(part)} runs: {allowed} allowed, {warned} warned, {denied} denied"
