@@ -9,8 +9,8 @@
 # (failing early if it exits), runs the shard in a child process that alone is given the server's URL and key,
 # and stops the server on any exit or signal. hf/ models load in the shard process; API models run as they are.
 # The shard runs with eval_set on its own log dir: a requeued or resubmitted task keeps every finished sample.
-# Exits 0 when the shard is complete, 1 when it is not, 2 when it could not run, 3 when the server did not come
-# up, 143 when stopped by SIGTERM.
+# Exits 0 when the shard is complete (or stopped by a spend ceiling), 1 when it is not, 2 when it could not run,
+# 3 when the server did not come up, 4 when a ceiling stopped it with --fail-on-budget, 143 when stopped by SIGTERM.
 #
 # Environment: VENDOMINI_MANIFEST (the manifest), VENDOMINI_PYTHON (default python3), VENDOMINI_SERVE_COMMAND
 # (vLLM's, default "vllm serve"; called as COMMAND MODEL --host H --port P --tensor-parallel-size N

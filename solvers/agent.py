@@ -13,6 +13,7 @@ its own outcome; Inspect limits and provider errors end it as `limit` or `error`
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 import anyio
@@ -38,6 +39,7 @@ from vendomini_eval.episode import AgentAction, Episode, StepResult, gate_policy
 from vendomini_eval.gates import GateDecision
 from vendomini_eval.policies.base import FACTS_MARKER, PolicyContext
 from vendomini_eval.predictions import fields_required
+from vendomini_eval.solvers.budget import LIMIT, sweep_budget
 from vendomini_eval.solvers.gates import activate, deactivate
 from vendomini_eval.solvers.store import EpisodeRecord
 from vendomini_eval.solvers.tools import business_tools, observation_json, split_call
@@ -211,18 +213,33 @@ def vendomini_agent(context_tokens: int | None = None) -> Solver:
         model = get_model()
         budget = context_budget(model, context_tokens)
         gate_token = activate(run)  # the approver (solvers/gates.py) asks this sample's episode
+        sweep = sweep_budget()
+        calls, model_time = 0, 0.0
         try:
             while not episode.done:
                 day = episode.state.day
                 async with span(f"day {day}", type="day"):
                     while not episode.done and episode.state.day == day:
+                        if sweep is not None and sweep.exhausted():
+                            if calls == 0:
+                                await sweep.refuse()  # raises: the sample never started
+                            break
                         state.messages = run.window(state.messages, budget)
+                        started = time.perf_counter()
                         # No generation cache: a turn answers the live episode, and a replayed reply is no decision.
                         output = await model.generate(state.messages, tools, cache=False)
+                        model_time += time.perf_counter() - started
+                        calls += 1
+                        if sweep is not None:
+                            if calls == 1:
+                                sweep.running += 1  # started: a ceiling now ends it as limit
+                            sweep.record(output)
                         state.output = output
                         state.messages.append(output.message)
                         state.messages.extend(await run.turn(output.message, tools))
-            record.outcome = run.outcome()
+                if sweep is not None and sweep.hit is not None and not episode.done:
+                    break
+            record.outcome, record.limit = ("limit", LIMIT) if not episode.done else (run.outcome(), None)
         except LimitExceededError as error:
             record.outcome, record.limit = "limit", error.type
             raise
@@ -235,6 +252,9 @@ def vendomini_agent(context_tokens: int | None = None) -> Solver:
             raise
         finally:
             deactivate(gate_token)
+            if sweep is not None and calls > 0:
+                sweep.running -= 1
+            record.model_time = model_time
             record.summary = episode.summary().model_dump(mode="json")
             record.trace = {"columns": episode.trace.columns(), "signals": episode.trace.signals}
         state.completed = True

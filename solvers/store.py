@@ -15,9 +15,9 @@ from vendomini_eval.results import EpisodeSummary
 Outcome = Literal["crashed", "non_starter", "terminated", "censored", "limit", "error"]
 """crashed: the detector confirmed a crash. non_starter: it confirmed a crash whose onset came before the
 agent's first productive action (the agent never functioned: a crash in the survival data, left out of the
-PE-hazard test). terminated: the business failed. censored: max_steps reached.
-limit: an Inspect limit (messages, tokens, time, cost) cut the run short. error: a provider or harness error
-cut it short. Only `crashed` and `non_starter` are crashes; the others are right-censored at the steps run."""
+PE-hazard test). terminated: the business failed. censored: max_steps reached. limit: an Inspect limit
+(messages, tokens, time, cost) or a sweep ceiling cut the run short. error: a provider or harness error cut it
+short. Only `crashed` and `non_starter` are crashes; the others are right-censored at the steps run."""
 
 
 class EpisodeRecord(StoreModel):
@@ -25,7 +25,10 @@ class EpisodeRecord(StoreModel):
     seed: int | None = None
     outcome: Outcome | None = None
     limit: str | None = None
-    """Which Inspect limit or error ended the run (for outcome limit / error)."""
+    """Which limit or error ended the run (for outcome limit / error): an Inspect limit, `budget` (a sweep
+    ceiling, `vendomini run --max-...`), or the error's type."""
+    model_time: float | None = None
+    """Seconds the solver waited on the model's replies (Inspect's retries and rate-limit waits included)."""
     summary: dict[str, Any] | None = None
     """Episode.summary() at the end of the run, as JSON (`model_dump(mode="json")`); `episode_summary()` reads it."""
     trace: dict[str, Any] | None = None

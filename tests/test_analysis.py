@@ -613,7 +613,8 @@ def test_plan_power_from_a_pilots_logs(sweep_logs: Path, capsys: pytest.CaptureF
     assert main(["plan", "phase1", "--power", "1.5", "--from-logs", str(sweep_logs)]) == 0
     out = capsys.readouterr().out
     assert "220 runs per model in this plan" in out  # phase 1: 44 conditions x 5 replications
-    looping = next(line for line in out.splitlines() if "fault=looping" in line).split()
+    power = out[out.index("power from the pilot") :]
+    looping = next(line for line in power.splitlines() if "fault=looping" in line).split()
     # 2 of 2 pilot runs crashed: 220 expected crashes, and the ratio they can detect
     assert looping[-3:] == ["220", "220.0", f"{minimum_detectable_hr(220):.6f}"]
 

@@ -32,11 +32,15 @@ pytest.importorskip("openai", reason="Inspect's openai-api/ and vllm/ providers 
 from inspect_ai import eval
 from inspect_ai.log import EvalLog, EvalSample, read_eval_log
 from inspect_ai.util import Store
+from sweep_helpers import TINY, texts_below, vendomini
 
 from vendomini_eval.analysis.report import analyze
+from vendomini_eval.budget import LEDGER_FILE, Price
+from vendomini_eval.experiments import shipped_configs_dir
 from vendomini_eval.policies.base import FACTS_MARKER
 from vendomini_eval.solvers import EpisodeRecord
 from vendomini_eval.solvers.agent import NUDGE
+from vendomini_eval.sweep.budget import recorded_spend
 from vendomini_eval.tasks.phase1 import phase1
 
 MAX_STEPS = 12
@@ -453,3 +457,92 @@ def serve(argv: list[str] | None = None) -> None:
 
 if __name__ == "__main__":
     serve()
+
+
+def test_a_sweep_through_the_server_is_priced_and_counted_in_the_run_table(
+    fake_server: FakeServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`vendomini run --prices`: Inspect prices each call with the file's prices, and the run table's cost and
+    calls are the sums of what the server reported; the same sweep without prices has no cost (never 0)."""
+    model = _configure("openai-api", fake_server, monkeypatch)
+    config = tmp_path / "tiny.yaml"
+    config.write_text(TINY.format(base=shipped_configs_dir() / "base.yaml"), encoding="utf-8")
+    prices = tmp_path / "prices.yaml"
+    prices.write_text(f"{model}: {{input: 3, output: 15, input_cache_read: 0.3}}\n", encoding="utf-8")
+    options = ("--model", model, "--limit-conditions", "1", "--max-steps", MAX_STEPS, "--max-connections", "1")
+    priced = vendomini("run", config, *options, "--prices", prices, "--log-dir", tmp_path / "priced")
+    assert priced.returncode == 0, priced.stdout + priced.stderr
+    usage = list(fake_server.usage)
+    fake_server.usage.clear()
+    unpriced = vendomini("run", config, *options, "--log-dir", tmp_path / "unpriced")
+    assert unpriced.returncode == 0, unpriced.stdout + unpriced.stderr
+
+    run = analyze(tmp_path / "priced", bootstrap_replicates=0).runs.iloc[0]
+    prompt = sum(u["prompt_tokens"] for u in usage)
+    cached = sum(u["prompt_tokens_details"]["cached_tokens"] for u in usage)
+    completion = sum(u["completion_tokens"] for u in usage)
+    assert (run["input_tokens"], run["cache_read_tokens"], run["output_tokens"]) == (
+        prompt - cached,
+        cached,
+        completion,
+    )
+    assert run["cost_usd"] == pytest.approx(((prompt - cached) * 3 + cached * 0.3 + completion * 15) / 1e6)
+    assert run["calls"] == len(usage) == MAX_STEPS - 1  # one reply made two calls
+    assert run["model_time"] > 0
+    assert f"cost ${run['cost_usd']:,.2f}" in priced.stdout.strip().splitlines()[-1]
+    bare = analyze(tmp_path / "unpriced", bootstrap_replicates=0).runs.iloc[0]
+    assert pd.isna(bare["cost_usd"]) and bare["calls"] == MAX_STEPS - 1
+    assert "cost unknown" in unpriced.stdout.strip().splitlines()[-1]
+
+
+def _projected(stdout: str, model: str) -> list[str]:
+    """The projection row of `model` in `vendomini plan` output, split into its columns."""
+    [row] = [line.split() for line in stdout.splitlines() if line.startswith(model + " ")]
+    return row
+
+
+def test_plan_projects_a_sweep_from_a_pilot_within_ten_percent(
+    fake_server: FakeServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A pilot (one replication) through the server, then the grid with three replications (other seeds):
+    `vendomini plan --from-logs PILOT` projects the second run's tokens within 10%."""
+    model = _configure("openai-api", fake_server, monkeypatch)
+    config = tmp_path / "tiny.yaml"
+    config.write_text(TINY.format(base=shipped_configs_dir() / "base.yaml"), encoding="utf-8")
+    prices = tmp_path / "prices.yaml"
+    prices.write_text(f"{model}: {{input: 3, output: 15, input_cache_read: 0.3}}\n", encoding="utf-8")
+    grid = ("--limit-conditions", "2", "--max-steps", "20")
+    pilot = vendomini("run", config, "--model", model, *grid, "--log-dir", tmp_path / "pilot", "--max-calls", 10**6)
+    assert pilot.returncode == 0, pilot.stdout + pilot.stderr
+    assert (tmp_path / "pilot" / LEDGER_FILE).is_file()
+    full = vendomini("run", config, "--model", model, *grid, "--replications", "3", "--log-dir", tmp_path / "full")
+    assert full.returncode == 0, full.stdout + full.stderr
+
+    planned = vendomini("plan", config, *grid, "--replications", "3", "--from-logs", tmp_path / "pilot",
+                        "--prices", prices, timeout=300)  # fmt: skip
+    assert planned.returncode == 0, planned.stderr
+    row = _projected(planned.stdout, model)
+    assert row[1:4] == ["pilot", "6", "120"]  # method, runs, steps
+    calls, input_tokens, cached, output, total = (float(v.replace(",", "")) for v in row[4:9])
+    measured = recorded_spend(tmp_path / "full")
+    assert abs(total - measured.tokens) <= 0.10 * measured.tokens, (total, measured.tokens)
+    assert abs(calls - measured.calls) <= 0.10 * measured.calls
+    expected_cost = Price(input=3, output=15, input_cache_read=0.3).cost(input_tokens - cached, output, cached)
+    assert row[9] == f"${expected_cost:,.2f}"
+
+    # The prior needs no pilot: the same grid for a model Inspect knows, priced from the file.
+    prior = vendomini("plan", config, *grid, "--model", model, "--prices", prices, timeout=300)
+    assert prior.returncode == 0, prior.stderr
+    assert _projected(prior.stdout, model)[1:5] == ["prior", "2", "40", "40"]
+
+    # The key is in none of the new outputs: the ledger, the BUDGET lines, the plan, the report.
+    report = vendomini("analyze", tmp_path / "pilot", "--out", tmp_path / "report", "--bootstrap", "0", timeout=300)
+    assert report.returncode == 0, report.stderr
+    key = fake_server.api_key
+    outputs = [(f"{name} output", (done.stdout + done.stderr).encode())
+               for name, done in (("run", pilot), ("run", full), ("plan", planned), ("plan", prior),
+                                  ("analyze", report))]  # fmt: skip
+    texts = [*outputs, *texts_below(tmp_path)]
+    assert any(name.endswith(LEDGER_FILE) for name, _ in texts) and any("BUDGET:" in d.decode() for _, d in outputs)
+    for name, data in texts:
+        assert key.encode() not in data, f"the API key is written in {name}"

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
+from vendomini_eval.budget import FAIL_ON_BUDGET_EXIT, BudgetError, load_prices
 from vendomini_eval.condition import Condition
 from vendomini_eval.experiments import (
     Experiment,
@@ -127,33 +128,68 @@ def _print_summary(label: str, output: RunOutput) -> None:
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
-    """The experiment's plan; with --from-logs, the power it will have, from a pilot's crash shares."""
-    if (args.power is None) != (args.from_logs is None):
-        raise UsageError("--power HR and --from-logs DIR go together: the pilot's crash share sets the power")
+    """The experiment's plan; with --model or --from-logs, the spend projected for the sweep (prior, or at a
+    pilot's rates); with --power and --from-logs, the power it will have, from the pilot's crash shares."""
+    if args.power is not None and args.from_logs is None:
+        raise UsageError("--power HR needs --from-logs DIR: the pilot's crash share sets the power")
     if args.power is not None and (args.power <= 0 or args.power == 1):
         raise UsageError(f"--power {args.power}: a hazard ratio per SD above 0 and not 1")
-    experiment = load_experiment(args.config)
-    print(format_plan(experiment))
-    if args.from_logs is None:
-        return 0
-    try:  # the pilot's logs need the analysis extra
-        from vendomini_eval.analysis import AnalysisInputError, load_runs, runs_table
-        from vendomini_eval.analysis.report import power_table
-    except ImportError as error:
-        raise UsageError(f"{error}; install the analysis extra: pip install 'vendomini-eval[analysis]'") from None
+    for option, value in (("--max-steps", args.max_steps), ("--replications", args.replications),
+                          ("--limit-conditions", args.limit_conditions)):  # fmt: skip
+        _check_at_least(option, value, 1)
+    if args.prices is not None and args.model is None and args.from_logs is None:
+        raise UsageError("--prices: give --model M (a prior projection) or --from-logs DIR (a pilot's rates)")
     try:
-        loaded = load_runs(args.from_logs)
-    except AnalysisInputError as error:
-        raise UsageError(f"--from-logs {args.from_logs}: {error}") from None
-    if not loaded.runs:
-        raise UsageError(f"--from-logs {args.from_logs}: no run could be read")
-    planned = len(experiment.conditions) * experiment.replications
-    table = power_table(runs_table(loaded), args.power, planned_runs=planned)
-    print(
-        f"\npower from the pilot in {args.from_logs} (Schoenfeld, two-sided alpha 0.05, 80% power, a standardized "
-        f"covariate; optimistic for PE accumulators, docs/METHOD.md), {planned} runs per model in this plan:"
-    )
-    print(table.to_string(index=False))
+        prices = load_prices(args.prices) if args.prices is not None else {}
+    except BudgetError as error:
+        raise UsageError(error) from None
+    experiment = load_experiment(args.config)
+    if args.limit_conditions is not None and args.limit_conditions > len(experiment.conditions):
+        raise UsageError(f"--limit-conditions {args.limit_conditions}: {experiment.name} has "
+                         f"{len(experiment.conditions)} conditions")  # fmt: skip
+    pilot = None
+    if args.from_logs is not None:
+        try:  # the pilot's logs need the analysis extra
+            from vendomini_eval.analysis import AnalysisInputError, load_runs, runs_table
+            from vendomini_eval.analysis.report import power_table
+        except ImportError as error:
+            raise UsageError(f"{error}; install the analysis extra: pip install 'vendomini-eval[analysis]'") from None
+        try:
+            loaded = load_runs(args.from_logs)
+        except AnalysisInputError as error:
+            raise UsageError(f"--from-logs {args.from_logs}: {error}") from None
+        if not loaded.runs:
+            raise UsageError(f"--from-logs {args.from_logs}: no run could be read")
+        pilot = runs_table(loaded)
+    print(format_plan(experiment))
+    if args.model is None and pilot is None:
+        return 0
+    from vendomini_eval.sweep import estimate
+
+    conditions = list(experiment.conditions[: args.limit_conditions])
+    if args.max_steps is not None:
+        conditions = [c.model_copy(update={"max_steps": args.max_steps}) for c in conditions]
+    replications = args.replications or experiment.replications
+    seeds = [derive_run_seed(experiment.seed, c, 0) for c in conditions]
+    projections = [estimate.prior(conditions, seeds, replications, model, estimate.context_budget_of(model),
+                                  prices.get(model))
+                   for model in (m.strip() for m in (args.model or "").split(",")) if model]  # fmt: skip
+    if pilot is not None:
+        steps = sum(c.max_steps for c in conditions) * replications
+        longest = max(c.max_steps for c in conditions)
+        runs = len(conditions) * replications
+        projections += [estimate.from_pilot(rates, steps, runs, longest, prices.get(rates.model))
+                        for rates in estimate.pilot_rates(pilot)]  # fmt: skip
+    print()
+    print(estimate.format_projections(projections, prices))
+    if args.power is not None and pilot is not None:
+        planned = len(conditions) * replications
+        table = power_table(pilot, args.power, planned_runs=planned)
+        print(
+            f"\npower from the pilot in {args.from_logs} (Schoenfeld, two-sided alpha 0.05, 80% power, a standardized "
+            f"covariate; optimistic for PE accumulators, docs/METHOD.md), {planned} runs per model in this plan:"
+        )
+        print(table.to_string(index=False))
     return 0
 
 
@@ -203,6 +239,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     """Expand the grid into generic-task calls and run them with eval_set (resumable); `--dry-run` only plans."""
     from vendomini_eval.sweep import plan, run, server  # imported here: `plan` and `simulate` never load the runner
+    from vendomini_eval.sweep.budget import final_line
 
     try:
         sweep = plan.plan_sweep(
@@ -230,20 +267,33 @@ def cmd_run(args: argparse.Namespace) -> int:
     except run.SweepInterrupted as interrupted:
         print(f"{args.prog}: {interrupted}", file=sys.stderr)
         return 128 + interrupted.signum
-    print(run.format_result(result))
+    line, ceiling = final_line(sweep.log_dir)
+    print(run.format_result(result, ceiling))
+    print(line)
+    if ceiling is not None and (result.ok or result.stopped_by_budget):
+        return FAIL_ON_BUDGET_EXIT if args.fail_on_budget else 0
     return 0 if result.ok else 1
 
 
 def _eval_settings(args: argparse.Namespace, models: Sequence[str], display: str) -> EvalSettings:
-    """The EvalSettings of `run` and `slurm submit` from their shared options (`_add_eval_options`)."""
-    from vendomini_eval.sweep.plan import LIMIT_OPTIONS, eval_settings
+    """The EvalSettings of `run` and `slurm submit` from their shared options (`_add_eval_options`,
+    `_add_budget_options`)."""
+    from vendomini_eval.budget import CEILINGS
+    from vendomini_eval.sweep.plan import LIMIT_OPTIONS, SweepError, eval_settings
 
-    return eval_settings(
+    settings = eval_settings(
         models=models, model_args=args.model_args, temperature=args.temperature, max_tokens=args.max_tokens,
         generate_config=args.generate_config, limits={key: getattr(args, key) for key in LIMIT_OPTIONS},
         max_samples=args.max_samples, max_tasks=args.max_tasks, max_connections=args.max_connections,
-        retry_attempts=args.retry_attempts, display=display,
+        retry_attempts=args.retry_attempts, display=display, prices=args.prices,
+        ceilings={key: getattr(args, key) for key in CEILINGS}, fail_on_budget=args.fail_on_budget,
     )  # fmt: skip
+    if settings.ceilings.max_cost is not None:
+        from vendomini_eval.sweep.budget import unpriced
+
+        if missing := unpriced(models, settings.prices):
+            raise SweepError(f"--max-cost: no price for {', '.join(missing)}; give each one in --prices FILE")
+    return settings
 
 
 def _llamacpp_options(args: argparse.Namespace, models: Sequence[str]) -> LlamaCppOptions:
@@ -279,6 +329,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         raise UsageError(f"{error}; install the analysis extra: pip install 'vendomini-eval[analysis]'") from None
     from vendomini_eval.analysis.gates import gates_line
     from vendomini_eval.analysis.inference import fewest_replicates
+    from vendomini_eval.sweep.budget import final_line
 
     if args.bootstrap != 0 and args.bootstrap < fewest_replicates():
         raise UsageError(f"--bootstrap {args.bootstrap}: 0 (none) or at least {fewest_replicates()} resamples for a "
@@ -312,6 +363,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     gates = gates_line(analysis.runs)
     if gates is not None:
         print(gates)
+    print(final_line(args.log_dir)[0])
     if analysis.thresholds is None:
         return 0
     print(analysis.thresholds.line())
@@ -426,6 +478,28 @@ def _add_eval_options(parser: argparse.ArgumentParser, max_connections_default: 
     group.add_argument("--retry-attempts", type=int, help="eval_set retries of a failed task (default: 1)")
 
 
+def _add_budget_options(parser: argparse.ArgumentParser, scope: str) -> None:
+    """What a sweep may spend (`run`: the whole sweep; `slurm submit`: each array task)."""
+    group = parser.add_argument_group(
+        f"sweep budget ({scope}): at a ceiling no new sample starts and running ones end as truncated (limit); "
+        "rerun with a higher ceiling to resume"
+    )
+    group.add_argument(
+        "--prices",
+        metavar="FILE",
+        help="model prices, $ per million tokens: YAML/JSON {model: {input, output, input_cache_read, "
+        "input_cache_write}} (Inspect's model cost format); calls are priced with them",
+    )
+    group.add_argument("--max-total-tokens", type=int, metavar="N", help="tokens (input and output) of all calls")
+    group.add_argument("--max-cost", type=float, metavar="USD", help="dollars (needs every model's price)")
+    group.add_argument("--max-calls", type=int, metavar="N", help="model calls")
+    group.add_argument(
+        "--fail-on-budget",
+        action="store_true",
+        help=f"exit {FAIL_ON_BUDGET_EXIT} when a ceiling stops the sweep (default: exit 0)",
+    )
+
+
 def _add_server_options(parser: argparse.ArgumentParser, vllm: bool) -> None:
     """The options of the model server a sweep starts (`run`: llama.cpp; `slurm submit`: vLLM and llama.cpp)."""
     served = "openai-api/llama-cpp/<name>: a shipped model (smollm2, the local-llm extra) or a .gguf file"
@@ -456,8 +530,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     plan = sub.add_parser("plan", help="show an experiment's conditions and run counts")
     plan.add_argument("config", help="experiment YAML, or a shipped name such as phase1")
+    plan.add_argument("--model", help="comma-separated Inspect models: project each one's tokens and cost (prior)")
+    plan.add_argument("--prices", metavar="FILE", help="model prices, as for `vendomini run --prices`")
+    plan.add_argument(
+        "--from-logs",
+        metavar="DIR",
+        help="a pilot's logs: project each model's spend at its rates, and (with --power) the power",
+    )
     plan.add_argument("--power", type=float, metavar="HR", help="hazard ratio per SD to plan for (with --from-logs)")
-    plan.add_argument("--from-logs", metavar="DIR", help="a pilot's logs: each model's crash share sets the power")
+    plan.add_argument("--max-steps", type=int, help="override every condition's max_steps (as for run)")
+    plan.add_argument("--replications", type=int, help="override the experiment's replications (as for run)")
+    plan.add_argument("--limit-conditions", type=int, help="only the first N conditions (as for run)")
     plan.set_defaults(func=cmd_plan, prog=plan.prog)
 
     sim = sub.add_parser("simulate", help="run one episode with a scripted policy, without Inspect")
@@ -507,6 +590,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--dry-run", action="store_true", help="print the tasks and shards that would run")
     _add_eval_options(run, "Inspect's default; 1 for a llama.cpp model")
+    _add_budget_options(run, "the whole sweep")
     _add_server_options(run, vllm=False)
     run.set_defaults(func=cmd_run, prog=run.prog)
 
@@ -601,6 +685,7 @@ def build_parser() -> argparse.ArgumentParser:
     submit.add_argument("--gates", metavar="POLICY", help=GATES_HELP)
     submit.add_argument("--dry-run", action="store_true", help="print the plan and the sbatch script; submit nothing")
     _add_eval_options(submit, "default: 64 for vLLM models, 1 for llama.cpp ones, else Inspect's")
+    _add_budget_options(submit, "each array task")
     _add_server_options(submit, vllm=True)
     submit.set_defaults(func=cmd_slurm_submit, prog=submit.prog)
     status = slurm_sub.add_parser("status", help="per-shard completion of a SLURM sweep, read from its logs")

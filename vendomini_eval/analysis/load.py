@@ -22,12 +22,14 @@ from typing import Any
 import numpy as np
 from pydantic import ValidationError
 
+from vendomini_eval.budget import LEDGER_FILE
 from vendomini_eval.results import EpisodeSummary
 
 LOG_SUFFIX = ".eval"
-INSPECT_BOOKKEEPING = frozenset({"logs.json", "eval-set.json", ".eval-set-id", ".vendomini-sweep.lock"})
-"""Files that Inspect (and `vendomini run`: its lock, `sweep.run.LOCK_FILE`) write beside the logs: expected, so
-not reported as skipped."""
+INSPECT_BOOKKEEPING = frozenset({"logs.json", "eval-set.json", ".eval-set-id", ".vendomini-sweep.lock",
+                                 LEDGER_FILE})  # fmt: skip
+"""Files that Inspect (and `vendomini run`: its lock, `sweep.run.LOCK_FILE`, and its spend ledger) write beside
+the logs: expected, so not reported as skipped."""
 SAMPLE_FIELDS_NOT_READ = {"events", "messages", "attachments", "events_data", "timelines"}
 """The bulk of a sample; the analysis reads metadata and the store only."""
 HEAD_FIELDS = frozenset({"metadata", "store"})
@@ -319,13 +321,16 @@ class Usage:
     reasoning_tokens: int | None = None
     cost: float | None = None
     """US dollars, where Inspect knows the model's prices."""
+    calls: int | None = None
+    """Model calls (Inspect's turns: top-level generations)."""
     total_time: float | None = None
     """Seconds from the sample's start to its end."""
     working_time: float | None = None
     """Seconds of that the sample worked (not waiting on rate limits or concurrency)."""
 
     @classmethod
-    def of(cls, model_usage: dict[str, Any], total_time: float | None, working_time: float | None) -> Usage:
+    def of(cls, model_usage: dict[str, Any], calls: int | None, total_time: float | None,
+           working_time: float | None) -> Usage:  # fmt: skip
         usages = list(model_usage.values())
 
         def total(name: str) -> Any:
@@ -335,7 +340,8 @@ class Usage:
         return cls(input_tokens=total("input_tokens"), output_tokens=total("output_tokens"),
                    total_tokens=total("total_tokens"), cache_read_tokens=total("input_tokens_cache_read"),
                    cache_write_tokens=total("input_tokens_cache_write"), reasoning_tokens=total("reasoning_tokens"),
-                   cost=total("total_cost"), total_time=total_time, working_time=working_time)  # fmt: skip
+                   cost=total("total_cost"), calls=calls, total_time=total_time,
+                   working_time=working_time)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -368,7 +374,7 @@ def _read_samples(path: Path) -> Iterator[SampleHead]:
                     str(path), summary.id, summary.epoch, exclude_fields=SAMPLE_FIELDS_NOT_READ
                 )
                 head = {"metadata": sample.metadata, "store": sample.store}
-            usage = Usage.of(summary.model_usage, summary.total_time, summary.working_time)
+            usage = Usage.of(summary.model_usage, summary.turn_count, summary.total_time, summary.working_time)
             yield SampleHead(summary.id, summary.epoch, summary.error, summary.completed_at, head, usage)
 
 

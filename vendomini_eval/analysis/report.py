@@ -164,7 +164,8 @@ def headline(analysis: Analysis) -> pd.DataFrame:
                 row.update(pe_hr_per_sd_boot_lo=boot.hr_per_sd_lo, pe_hr_per_sd_boot_hi=boot.hr_per_sd_hi,
                            pe_note=boot.note)  # fmt: skip
         row["mean_net_worth"] = float(part["net_worth"].mean())
-        row.update(total_tokens=known_sum(part["total_tokens"]), cost_usd=known_sum(part["cost_usd"]))
+        row.update(total_tokens=known_sum(part["total_tokens"]), cost_usd=known_sum(part["cost_usd"]),
+                   calls=known_sum(part["calls"]))  # fmt: skip
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -322,7 +323,8 @@ def _summary(runs: pd.DataFrame, rates: pd.DataFrame, km: pd.DataFrame) -> pd.Da
         mean_pe_combined_mean=("pe_combined_mean", "mean"), mean_brier=("brier_mean", "mean"),
         input_tokens=("input_tokens", known_sum), output_tokens=("output_tokens", known_sum),
         total_tokens=("total_tokens", known_sum), cache_read_tokens=("cache_read_tokens", known_sum),
-        cost_usd=("cost_usd", known_sum),
+        cost_usd=("cost_usd", known_sum), calls=("calls", known_sum), model_time=("model_time", known_sum),
+        working_time=("working_time", known_sum),
     ).reset_index()  # fmt: skip
     summary = rates.merge(means, on=list(GROUP_KEYS), how="left")
     km_part = km[["label", "median", "median_lo", "median_hi", "note"]].rename(
@@ -544,7 +546,7 @@ def _html(analysis: Analysis) -> str:
             parts.append(
                 f"<p><code>{html.escape(line)}</code></p><p>The governance gate's decisions on the agent's calls, by "
                 "reason, per model and condition; a share is of the condition's gated calls. A denied call was not "
-                "executed and took a step (docs/METHOD.md, \"Governance gates\").</p>"
+                'executed and took a step (docs/METHOD.md, "Governance gates").</p>'
             )
             parts.append(_long_table(analysis.gates, "gates"))
     parts.append("<h3>Skipped</h3>")

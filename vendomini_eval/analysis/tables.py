@@ -113,7 +113,8 @@ def run_row(run: RunRecord) -> dict[str, Any]:
     usage = run.usage
     row.update(input_tokens=usage.input_tokens, output_tokens=usage.output_tokens, total_tokens=usage.total_tokens,
                cache_read_tokens=usage.cache_read_tokens, cache_write_tokens=usage.cache_write_tokens,
-               reasoning_tokens=usage.reasoning_tokens, cost_usd=usage.cost, total_time=usage.total_time,
+               reasoning_tokens=usage.reasoning_tokens, cost_usd=usage.cost, calls=usage.calls,
+               model_time=run.record.get("model_time"), total_time=usage.total_time,
                working_time=usage.working_time)  # fmt: skip
     row["log"] = run.log.path
     return row

@@ -3,8 +3,9 @@ on line SLURM_ARRAY_TASK_ID + 1 of the manifest VENDOMINI_MANIFEST, with its mod
 first when the model needs one (`server.serve`: vLLM or llama.cpp), and stopped on any exit.
 
 The shard runs in a child process that alone gets the server's URL and key. Exit status: 0 when every task of
-the shard has a successful log, 1 when some have not, 2 when the shard could not run, 3 when the model server
-did not come up, 128 + N after signal N (SIGTERM: scancel, the time limit, a requeue).
+the shard has a successful log (or a spend ceiling stopped it), 1 when some have not, 2 when the shard could not
+run, 3 when the model server did not come up, 4 when a ceiling stopped it with --fail-on-budget, 128 + N after
+signal N (SIGTERM: scancel, the time limit, a requeue).
 """
 
 from __future__ import annotations

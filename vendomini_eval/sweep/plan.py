@@ -18,6 +18,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from vendomini_eval.budget import CEILINGS, BudgetError, Ceilings, Price, load_prices
 from vendomini_eval.condition import Condition
 from vendomini_eval.experiments import (
     Experiment,
@@ -95,6 +96,14 @@ class EvalSettings(Frozen):
     agent sizes its conversation window from it, and the server refuses a prompt over it."""
     display: Display = "log"
     log_level: str | None = None
+    prices: dict[str, Price] = {}
+    """Model prices (`--prices`) given to Inspect, which prices each call with them."""
+    ceilings: Ceilings = Ceilings()
+    """Sweep ceilings (`--max-total-tokens`, `--max-cost`, `--max-calls`); see `vendomini_eval.budget`."""
+    ledger: str | None = None
+    """The sweep's ledger file (set by the coordinator); None: a shard keeps its own in its log dir (SLURM)."""
+    fail_on_budget: bool = False
+    """Exit non-zero (FAIL_ON_BUDGET_EXIT) when a ceiling stops the sweep; otherwise such a stop exits 0."""
 
     def limits(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in LIMIT_OPTIONS if getattr(self, name) is not None}
@@ -318,6 +327,9 @@ def eval_settings(
     max_connections: int | None = None,
     retry_attempts: int | None = None,
     display: Display = "log",
+    prices: str | Path | None = None,
+    ceilings: Mapping[str, float | int | None] | None = None,
+    fail_on_budget: bool = False,
 ) -> EvalSettings:
     """EvalSettings from command-line options, with SweepError naming the option that is wrong."""
     retry_attempts = DEFAULT_RETRY_ATTEMPTS if retry_attempts is None else retry_attempts
@@ -336,9 +348,20 @@ def eval_settings(
     generate = read_generate_config(generate_config) if generate_config is not None else {}
     generate.update({key: value for key, value in (("temperature", temperature), ("max_tokens", max_tokens))
                      if value is not None})  # fmt: skip
+    ceilings = {key: value for key, value in (ceilings or {}).items() if value is not None}
+    for key, value in ceilings.items():
+        if key not in CEILINGS:
+            raise SweepError(f"unknown ceiling {key}; ceilings: {', '.join(CEILINGS)}")
+        if value <= 0:
+            raise SweepError(f"--{key.replace('_', '-')} must be > 0, got {value}")
+    try:
+        price_list = load_prices(prices) if prices is not None else {}
+    except BudgetError as error:
+        raise SweepError(str(error)) from None
     return EvalSettings(model_args=parse_model_args(model_args, models), generate=generate, **limits,
                         max_samples=max_samples, max_tasks=max_tasks, max_connections=max_connections,
-                        retry_attempts=retry_attempts, display=display)  # fmt: skip
+                        retry_attempts=retry_attempts, display=display, prices=price_list,
+                        ceilings=Ceilings(**ceilings), fail_on_budget=fail_on_budget)  # fmt: skip
 
 
 def read_generate_config(path: str | Path) -> dict[str, Any]:
@@ -423,6 +446,11 @@ def format_sweep(sweep: Sweep, settings: EvalSettings | None = None) -> str:
         rows.append(("generate", " ".join(f"{k}={_arg_text(v)}" for k, v in settings.generate.items())))
     if settings.limits():
         rows.append(("limits", " ".join(f"{k}={v}" for k, v in settings.limits().items())))
+    if settings.ceilings.active:
+        rows.append(("ceilings", " ".join(f"{k}={v}" for k, v in settings.ceilings.model_dump().items()
+                                          if v is not None)))  # fmt: skip
+    if settings.prices:
+        rows.append(("prices", ", ".join(sorted(settings.prices))))
     width = max(len(key) for key, _ in rows)
     lines = [f"{key:<{width}}  {value}" for key, value in rows]
     for shard in shards:

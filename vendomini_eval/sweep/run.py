@@ -21,7 +21,8 @@ from typing import Literal
 
 from pydantic import BaseModel
 
-from vendomini_eval.sweep import local, server
+from vendomini_eval.budget import FAIL_ON_BUDGET_EXIT
+from vendomini_eval.sweep import budget, local, server
 from vendomini_eval.sweep.plan import SHARD_DISPLAYS, EvalSettings, Sweep, SweepError
 from vendomini_eval.sweep.server import LlamaCppOptions, ServerSpec
 from vendomini_eval.sweep.shard import ShardResult, collect_status
@@ -56,6 +57,13 @@ class SweepResult(BaseModel):
     @property
     def ok(self) -> bool:
         return all(shard.ok for shard in self.shards)
+
+    @property
+    def stopped_by_budget(self) -> bool:
+        """A sweep ceiling, and nothing else, left tasks unfinished."""
+        stopped = [shard for shard in self.shards if not shard.ok]
+        return bool(stopped) and all(shard.stopped_by_budget and shard.exit_code in (None, 0, FAIL_ON_BUDGET_EXIT)
+                                     for shard in stopped)  # fmt: skip
 
     @property
     def complete(self) -> int:
@@ -106,6 +114,12 @@ def run_sweep(
     started = time.monotonic()
     shards = sweep.shards()
     with sweep_lock(sweep.log_dir) as lock_fd, contextlib.ExitStack() as stack:
+        if settings.ceilings.active:  # after the lock: the ledger starts from logs no other sweep is writing
+            ledger = budget.start_ledger(sweep.log_dir, settings.ceilings)
+            ledger.close()
+            settings = settings.model_copy(update={"ledger": str(ledger.path)})
+        elif "://" not in sweep.log_dir:
+            budget.forget_ceilings(sweep.log_dir)
         try:
             environment = None
             if spec is not None:  # after the lock: a second sweep on the log dir starts no server
@@ -185,13 +199,15 @@ def check_log_dir_layout(log_dir: str, workers: int) -> None:
         )
 
 
-def format_result(result: SweepResult) -> str:
-    """The end-of-run report: tasks complete per shard, what failed, where the logs are and how to view them."""
+def format_result(result: SweepResult, ceiling: str | None = None) -> str:
+    """The end-of-run report: tasks complete per shard, what failed, where the logs are and how to view them.
+    `ceiling`: the sweep ceiling that stopped the sweep, if one did."""
     sweep = result.sweep
+    budget_stop = ceiling is not None and result.stopped_by_budget
     lines = []
     for shard_result in result.shards:
         shard = shard_result.shard
-        status = "ok" if shard_result.ok else "FAILED"
+        status = "ok" if shard_result.ok else "stopped by the sweep budget" if budget_stop else "FAILED"
         exit_text = "" if shard_result.exit_code is None else f", exit {shard_result.exit_code}"
         lines.append(
             f"{shard.name}: {len(shard_result.complete)}/{len(shard.expected)} tasks complete{exit_text} [{status}]"
@@ -201,7 +217,11 @@ def format_result(result: SweepResult) -> str:
             lines.append(f"  missing {task_name} on {model}: {why}")
     failed_shards = [f"{r.shard.name} (exit {r.exit_code})" for r in result.shards if r.exit_code not in (None, 0)]
     verdict = "complete"
-    if not result.ok:
+    if budget_stop:
+        verdict = f"STOPPED at the sweep ceiling {ceiling}; rerun with a higher ceiling to resume"
+    elif ceiling is not None and result.ok:
+        verdict = f"complete; the sweep ceiling {ceiling} was reached: the runs then running ended as truncated (limit)"
+    elif not result.ok:
         verdict = "INCOMPLETE" + (f"; failed: {', '.join(failed_shards)}, see above" if failed_shards else "")
         verdict += "; rerun the same command to resume"
     lines.append(f"{sweep.experiment}: {result.complete}/{sweep.task_count} tasks in {result.seconds:.1f} s: {verdict}")

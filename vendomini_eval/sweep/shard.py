@@ -19,6 +19,7 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
+from vendomini_eval.budget import BUDGET_REACHED, FAIL_ON_BUDGET_EXIT, Ledger
 from vendomini_eval.experiments import ExperimentConfigError
 from vendomini_eval.sweep.plan import Shard, ShardJob, SweepError
 
@@ -34,6 +35,8 @@ class ShardResult(BaseModel):
     """(task name, model) pairs with a successful log."""
     failed: list[tuple[str, str, str]] = []
     """(task name, model, why) of the missing pairs: the status or error of their latest log, or "no log"."""
+    ceiling: str | None = None
+    """The sweep ceiling this shard's process found reached (None: none was)."""
     exit_code: int | None = None
     """The shard process's exit status (None when the shard ran in-process)."""
     seconds: float = 0.0
@@ -42,6 +45,11 @@ class ShardResult(BaseModel):
     def ok(self) -> bool:
         return not self.failed and self.exit_code in (None, 0)
 
+    @property
+    def stopped_by_budget(self) -> bool:
+        """Tasks are missing, each because a sweep ceiling stopped it (nothing else failed)."""
+        return bool(self.failed) and all(BUDGET_REACHED in why for _, _, why in self.failed)
+
 
 def run_shard(job: ShardJob) -> ShardResult:
     """Run (or resume) one shard in this process with eval_set; the result is read back from its logs."""
@@ -49,12 +57,20 @@ def run_shard(job: ShardJob) -> ShardResult:
     from inspect_ai._util.error import PrerequisiteError  # Inspect's user-facing refusals; not exported
     from inspect_ai.model import ModelInfo, get_model, set_model_info
 
+    from vendomini_eval.solvers import budget
+    from vendomini_eval.sweep.budget import apply_prices, forget_ceilings, start_ledger
     from vendomini_eval.tasks import vendomini
 
     shard, settings = job.shard, job.settings
     started = time.monotonic()
     for name, length in settings.context_lengths.items():
         set_model_info(name, ModelInfo(context_length=length))
+    apply_prices(settings.prices)
+    if settings.ceilings.active:  # without a coordinator's ledger (a SLURM array task), the shard keeps its own
+        ledger = Ledger(settings.ledger) if settings.ledger else start_ledger(shard.log_dir, settings.ceilings)
+        budget.activate(ledger, settings.ceilings)
+    elif settings.ledger is None and "://" not in shard.log_dir:
+        forget_ceilings(shard.log_dir)
     try:
         tasks = [vendomini(**condition.task_args) for condition in shard.conditions]
         models = [get_model(name, **settings.model_args.get(name, {})) for name in shard.models]
@@ -78,7 +94,12 @@ def run_shard(job: ShardJob) -> ShardResult:
         raise SweepError(f"{shard.log_dir}: {error}") from None
     except PrerequisiteError as error:  # a log dir holding other tasks' logs, a bad task argument, ...
         raise SweepError(f"{shard.log_dir}: {_plain(str(error.message))}") from None
+    finally:
+        active = budget.sweep_budget()
+        ceiling = None if active is None else active.hit
+        budget.deactivate()
     result = collect_status(shard)
+    result.ceiling = ceiling
     result.seconds = time.monotonic() - started
     return result
 
@@ -129,7 +150,7 @@ def _exit_when_stdin_closes(name: str) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one shard from a JSON job. Exit 0 when every task is complete, 1 when some are not, 2 when the
-    shard could not run."""
+    shard could not run; a stop by a sweep ceiling exits 0 (FAIL_ON_BUDGET_EXIT with `fail_on_budget`)."""
     parser = argparse.ArgumentParser(prog="python -m vendomini_eval.sweep.shard", description=main.__doc__)
     parser.add_argument("--spec", required=True, help="JSON file of a ShardJob, or - for stdin")
     parser.add_argument("--report", help="write the ShardResult (JSON) to this file")
@@ -158,6 +179,8 @@ def main(argv: Sequence[str] | None = None) -> int:
           f"{result.seconds:.1f} s -> {job.shard.log_dir}", flush=True)  # fmt: skip
     for task_name, model, why in result.failed:
         print(f"[{job.shard.name}] missing {task_name} on {model}: {why}", flush=True)
+    if result.ceiling is not None and (result.ok or result.stopped_by_budget):
+        return FAIL_ON_BUDGET_EXIT if job.settings.fail_on_budget else 0
     return 0 if result.ok else 1
 
 
