@@ -525,6 +525,7 @@ def test_plan_projects_a_sweep_from_a_pilot_within_ten_percent(
     assert row[1:4] == ["pilot", "6", "120"]  # method, runs, steps
     calls, input_tokens, cached, output, total = (float(v.replace(",", "")) for v in row[4:9])
     measured = recorded_spend(tmp_path / "full")
+    print(f"projected {total:,.0f} tokens and {calls:,.0f} calls; measured {measured.tokens:,} and {measured.calls:,}")
     assert abs(total - measured.tokens) <= 0.10 * measured.tokens, (total, measured.tokens)
     assert abs(calls - measured.calls) <= 0.10 * measured.calls
     expected_cost = Price(input=3, output=15, input_cache_read=0.3).cost(input_tokens - cached, output, cached)
