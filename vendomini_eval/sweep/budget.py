@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from vendomini_eval.budget import LEDGER_FILE, Ceilings, Ledger, Price, Spend, budget_line, reached
 
@@ -28,15 +29,20 @@ def recorded_spend(log_dir: str | Path) -> Spend:
             continue
         for summary in summaries:
             key = summary.uuid or f"{info.name}#{summary.id}#{summary.epoch}"
-            if key in seen or not summary.model_usage:
+            never_called = not summary.model_usage and not summary.turn_count
+            if key in seen or (summary.error is not None and never_called):  # refused before its first call
                 continue
             seen.add(key)
-            spend = spend + _sample_spend(summary.model_usage.values(), summary.turn_count)
+            spend = spend + _sample_spend(list(summary.model_usage.values()), summary.turn_count)
     return spend
 
 
-def _sample_spend(usages: object, turns: int | None) -> Spend:
-    usages = list(usages)  # type: ignore[call-overload]
+def _sample_spend(usages: list[Any], turns: int | None) -> Spend:
+    """One sample's spend; without a usage record (a log written without a model) its tokens and cost are
+    unknown."""
+    if not usages:
+        return Spend(tokens=None, calls=turns or 0, cost=None, input_tokens=None, output_tokens=None,
+                     cache_read_tokens=None, runs=1)  # fmt: skip
 
     def total(name: str) -> float | None:
         values = [getattr(u, name) for u in usages]
