@@ -619,7 +619,8 @@ def test_plan_power_from_a_pilots_logs(sweep_logs: Path, capsys: pytest.CaptureF
     assert looping[-3:] == ["220", "220.0", f"{minimum_detectable_hr(220):.6f}"]
 
 
-def test_skips_are_counted_and_retries_deduplicated(sweep_logs: Path, tmp_path: Path) -> None:
+def mixed_logs(sweep_logs: Path, tmp_path: Path) -> Path:
+    """The sweep's logs with a skip of every kind beside them, and a newer retry of one log."""
     from inspect_ai.log import EvalError, read_eval_log, write_eval_log
 
     logs = tmp_path / "logs"
@@ -639,7 +640,11 @@ def test_skips_are_counted_and_retries_deduplicated(sweep_logs: Path, tmp_path: 
     retry.samples[0].store["EpisodeRecord:summary"]["net_worth"] = 12345.0
     retry.samples[1].error = EvalError(message="boom", traceback="", traceback_ansi="")
     write_eval_log(retry, str(logs / "retry" / "retry.eval"))
+    return logs
 
+
+def test_skips_are_counted_and_retries_deduplicated(sweep_logs: Path, tmp_path: Path) -> None:
+    logs = mixed_logs(sweep_logs, tmp_path)
     loaded = load_runs(logs)
     assert len(loaded.runs) == 8
     counts = loaded.skip_counts()
@@ -653,6 +658,24 @@ def test_skips_are_counted_and_retries_deduplicated(sweep_logs: Path, tmp_path: 
     assert main(["analyze", str(logs), "--out", str(out)]) == 0
     page = (out / "index.html").read_text(encoding="utf-8")
     assert "7 skipped" in page and "broken.eval" in page and "notes.txt" in page
+
+
+@pytest.mark.parametrize("cores", [2, 3])
+def test_logs_read_at_once_load_as_read_one_by_one(sweep_logs: Path, tmp_path: Path, cores: int,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    # a process per core reads the logs: the runs, the logs and every skip (the duplicate among them) come out
+    # as from one process, in the same order
+    from vendomini_eval.analysis import load
+
+    logs = mixed_logs(sweep_logs, tmp_path)
+    monkeypatch.setattr(load, "_cores", lambda: 1)
+    alone = load_runs(logs)
+    monkeypatch.setattr(load, "_cores", lambda: cores)
+    at_once = load_runs(logs)
+    assert at_once.skipped == alone.skipped and at_once.logs == alone.logs and len(alone.skipped) == 7
+    assert [run.run_id for run in at_once.runs] == [run.run_id for run in alone.runs]
+    pd.testing.assert_frame_equal(runs_table(at_once), runs_table(alone))
+    pd.testing.assert_frame_equal(steps_table(at_once), steps_table(alone))
 
 
 def test_a_summary_that_does_not_validate_is_skipped(sweep_logs: Path, tmp_path: Path) -> None:
@@ -1081,6 +1104,7 @@ def test_samples_read_up_to_their_store_in_any_chunks(sweep_logs: Path, monkeypa
     from vendomini_eval.analysis import load
 
     monkeypatch.setattr(load, "HEAD_CHUNK", 7)
+    monkeypatch.setattr(load, "_cores", lambda: 1)  # read here, where the chunk size is patched
     loaded = load_runs(sweep_logs)
     for path in sorted(sweep_logs.rglob("*.eval")):
         for sample in read_eval_log_samples(str(path)):

@@ -189,6 +189,8 @@ def test_a_token_ceiling_stops_the_sweep_and_a_rerun_with_a_higher_one_finishes_
     assert f"{expected} runs from" in analyzed.stdout
     line = analyzed.stdout.strip().splitlines()[-1]
     assert line.startswith(f"BUDGET: {expected} runs, ") and f"max_total_tokens {100 * one_run:,}" in line
+    page = (tmp_path / "report" / "index.html").read_text()
+    assert "1 runs cut short by a limit (budget 1; right-censored where they stopped)" in page
 
 
 def test_a_call_ceiling_ends_running_samples_as_truncated_and_counts_each_call(tmp_path: Path) -> None:

@@ -20,7 +20,7 @@ from vendomini_eval.tasks._build import condition_task
 
 BENCH = Path(__file__).resolve().parents[1] / "bench" / "_scale_logs.py"
 NOT_COMPARED = ["log", "input_tokens", "output_tokens", "total_tokens", "cache_read_tokens", "cache_write_tokens",
-                "reasoning_tokens", "cost_usd", "total_time", "working_time"]  # fmt: skip
+                "reasoning_tokens", "cost_usd", "calls", "model_time", "total_time", "working_time"]  # fmt: skip
 """What a model call adds to a run's row (the direct runner calls none), and where the log lies."""
 CONDITION, RUNS, STEPS = 160, 2, 40  # phase 2 at p_shock 1.0: shocks and PE within 40 steps
 MODEL_ARGS = {"fault": "invalid_burst", "onset": 10}

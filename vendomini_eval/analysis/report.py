@@ -13,6 +13,7 @@ import html
 import io
 import math
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -235,8 +236,8 @@ def survival_statistics(
     # would be copied whole (gigabytes at phase-2 size).
     needed = {name: steps[name].to_numpy() for name in ["run_id", "step", *covariates] if name in steps}
     if controls:  # what the world did to the run so far, lagged into the intervals as the PE is
-        exposure = pd.concat([stats.shock_exposure(steps), stats.business_state(steps)], axis=1)
-        needed.update({name: exposure[name].to_numpy() for name in controls})
+        for exposure in (stats.shock_exposure(steps), stats.business_state(steps)):  # not joined: a copy of both
+            needed.update({name: exposure[name].to_numpy() for name in controls if name in exposure})
         del exposure
     # A non-starter never functioned: it did not break down after accumulating PE, so the PE models leave it out.
     started = runs[~non_starters(runs)] if len(runs) else runs
@@ -287,18 +288,23 @@ def write_report(analysis: Analysis, out_dir: str | Path) -> Path:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     write_table(analysis.runs, out, "runs")
-    write_table(analysis.steps, out, "steps")
-    analysis.intervals.to_parquet(out / "intervals.parquet", index=False)
-    analysis.summary.to_csv(out / "summary.csv", index=False)
-    for name in ("km", "logrank", "cox", "ph_test", "dose_rates", "dose_trend", "tv_cox", "crash_types", "aligned",
-                 "incoherence", "incidence", "incidence_summary", "power", "pe_adjusted", "headline", "paired",
-                 "gates"):  # fmt: skip
-        getattr(analysis, name).to_csv(out / f"{name}.csv", index=False)
-    if analysis.thresholds is not None:
-        analysis.thresholds.table().to_csv(out / "thresholds.csv", index=False)
-    analysis.figures = _figures(analysis, out / "figures")
-    path = out / "index.html"
-    path.write_text(_html(analysis), encoding="utf-8")
+    # The big tables (half a minute at phase-2 size) are written by Arrow, which releases the GIL: in a thread,
+    # beside the rest (the figures above all).
+    with ThreadPoolExecutor(1) as pool:
+        written = [pool.submit(write_table, analysis.steps, out, "steps"),
+                   pool.submit(analysis.intervals.to_parquet, out / "intervals.parquet", index=False)]  # fmt: skip
+        analysis.summary.to_csv(out / "summary.csv", index=False)
+        for name in ("km", "logrank", "cox", "ph_test", "dose_rates", "dose_trend", "tv_cox", "crash_types",
+                     "aligned", "incoherence", "incidence", "incidence_summary", "power", "pe_adjusted", "headline",
+                     "paired", "gates"):  # fmt: skip
+            getattr(analysis, name).to_csv(out / f"{name}.csv", index=False)
+        if analysis.thresholds is not None:
+            analysis.thresholds.table().to_csv(out / "thresholds.csv", index=False)
+        analysis.figures = _figures(analysis, out / "figures")
+        path = out / "index.html"
+        path.write_text(_html(analysis), encoding="utf-8")
+        for table in written:
+            table.result()
     return path
 
 
@@ -344,6 +350,17 @@ def non_starters(runs: pd.DataFrame) -> pd.Series:
     if "non_starter" not in runs:
         return pd.Series(False, index=runs.index)
     return runs["non_starter"].fillna(False).astype(bool)
+
+
+def _truncated(runs: pd.DataFrame) -> str:
+    """The runs a limit cut short (an Inspect limit, or `budget`: a sweep ceiling), by limit, as a clause."""
+    if "outcome" not in runs:
+        return ""
+    limits = runs.loc[runs["outcome"] == "limit", "limit"].fillna("unknown").value_counts()
+    if limits.empty:
+        return ""
+    kinds = ", ".join(f"{kind} {count}" for kind, count in sorted(limits.items()))
+    return f"{int(limits.sum())} runs cut short by a limit ({kinds}; right-censored where they stopped), "
 
 
 def known_sum(values: pd.Series) -> float:
@@ -503,7 +520,7 @@ def _html(analysis: Analysis) -> str:
             f"<p>{len(loaded.logs)} logs read, {len(runs)} runs, {crashes} crashes (of which "
             f"{int(non_starters(runs).sum())} non-starters: crashed before the agent's first productive action, "
             "left out of the PE models), "
-            f"{failures} business failures without a crash (a competing event), from "
+            f"{failures} business failures without a crash (a competing event), {_truncated(runs)}from "
             f"{runs['experiment'].nunique()} experiments, {runs['condition_label'].nunique()} conditions and "
             f"{runs['model'].nunique()} models.</p>"
         )

@@ -255,8 +255,9 @@ def pe_intervals(runs: pd.DataFrame, steps: pd.DataFrame, covariates: Sequence[s
     run = np.repeat(np.arange(len(ends)), blocks)
     starts = (np.arange(blocks.sum()) - np.repeat(np.cumsum(blocks) - blocks, blocks)) * block
     stops = np.minimum(starts + block, end[run])
-    table = pd.DataFrame({"run_id": ends["run_id"].to_numpy()[run], "start": starts, "stop": stops,
-                          "event": (stops == end[run]) & ends["crashed"].astype(bool).to_numpy()[run]})  # fmt: skip
+    # the table's columns, made into a frame once at the end: pandas would copy them as they were added
+    table = {"run_id": ends["run_id"].to_numpy()[run], "start": starts, "stop": stops,
+             "event": (stops == end[run]) & ends["crashed"].astype(bool).to_numpy()[run]}  # fmt: skip
     # value at the end of step `start`: the last trace row at or before it (0 before step 1), forward-filled
     # over steps missing from the trace and over missing values. The trace rows sorted by run (as integer
     # codes) and step; each interval finds its row by one binary search on (run, step) keys.
@@ -268,7 +269,7 @@ def pe_intervals(runs: pd.DataFrame, steps: pd.DataFrame, covariates: Sequence[s
     run_first = np.repeat(run_first, np.diff(np.r_[run_first, len(order)]))  # each sorted row's run's first row
     low = min(int(step.min()), int(starts.min()))
     width = max(int(step.max()), int(starts.max())) - low + 1
-    interval_code = pd.Index(run_ids).get_indexer(table["run_id"])
+    interval_code = pd.Index(run_ids).get_indexer(ends["run_id"])[run]
     row = np.searchsorted(code * width + (step - low), interval_code * width + (starts - low), side="right") - 1
     row = np.maximum(row, 0)
     found = (code[row] == interval_code) & (step[row] <= starts)
@@ -277,10 +278,9 @@ def pe_intervals(runs: pd.DataFrame, steps: pd.DataFrame, covariates: Sequence[s
         values = steps[name].to_numpy(float)[order]
         last = np.maximum.accumulate(np.where(np.isnan(values), -1, positions))  # forward fill within the run
         known = found & (last[row] >= run_first[row])
-        table[name] = np.where(known, values[np.where(known, last[row], 0)], np.nan)
-    sums = [c for c in covariates if not _is_level(c)]
-    table[sums] = table[sums].fillna(0.0)
-    return table[["run_id", "start", "stop", "event", *covariates]].reset_index(drop=True)
+        column = np.where(known, values[np.where(known, last[row], 0)], np.nan)
+        table[name] = column if _is_level(name) else np.where(np.isnan(column), 0.0, column)
+    return pd.DataFrame(table, copy=False)
 
 
 def _is_level(column: str) -> bool:
@@ -303,8 +303,8 @@ def time_varying_cox(
     run_codes = pd.factorize(intervals["run_id"])[0] if "run_id" in intervals else np.zeros(len(intervals), int)
     for covariate in covariates:
         keep = all_intervals[covariate].notna().to_numpy() if covariate in all_intervals else slice(None)
-        used = [c for c in dict.fromkeys(["run_id", "start", "stop", "event", covariate, strata]) if c in all_intervals]
-        intervals = all_intervals[used][keep]  # only the columns a fit reads: a copy of all of them costs seconds
+        used = [c for c in dict.fromkeys(["start", "stop", "event", covariate, strata]) if c in all_intervals]
+        intervals = all_intervals[used][keep]  # only the columns a fit reads (runs: their codes): a copy costs seconds
         codes = run_codes[keep]
         n_runs = np.count_nonzero(np.bincount(codes[codes >= 0])) if len(intervals) else 0
         k = int(intervals["event"].astype(bool).sum()) if len(intervals) else 0
@@ -482,7 +482,8 @@ def shock_exposure(steps: pd.DataFrame) -> pd.DataFrame:
     void = _text_map(kinds, lambda text: text.str.lower().isin(NO_SHOCK) | text.str.endswith(":void")).astype(bool)
     if "shock_void" in steps:
         void |= steps["shock_void"].fillna(False).astype(bool)
-    kinds = kinds.where(~void, "")
+    # each kind as an integer code: a comparison of millions of texts takes a third of a second, one per kind
+    kind_codes, kind_names = pd.factorize(kinds.where(~void, "").to_numpy())
 
     def cumulative(flags: np.ndarray) -> np.ndarray:
         # the running count within each run: counts are whole numbers, so the differences of one cumulative
@@ -491,9 +492,10 @@ def shock_exposure(steps: pd.DataFrame) -> pd.DataFrame:
         total = np.cumsum(values)
         return (total - np.repeat(total[firsts] - values[firsts], lengths))[inverse]
 
-    out["shocks_cum"] = cumulative(kinds.ne("").to_numpy())
-    for kind in sorted(k for k in kinds.unique() if k):
-        out[f"shocks_{kind}_cum"] = cumulative(kinds.eq(kind).to_numpy())
+    out["shocks_cum"] = cumulative((kind_names != "")[kind_codes])
+    code_of = {kind: code for code, kind in enumerate(kind_names)}
+    for kind in sorted(k for k in code_of if k):
+        out[f"shocks_{kind}_cum"] = cumulative(kind_codes == code_of[kind])
     if "actionable" in steps:
         blocked = ~steps["actionable"].astype("boolean").fillna(True).to_numpy(bool)
         out["blocked_cum"] = cumulative(blocked)
