@@ -921,7 +921,7 @@ def test_thresholds_warn_and_strict(sweep_logs: Path, tmp_path: Path, capsys: py
     text = ("checks:\n  - name: many runs\n    level: warn\n    min_runs: 100\n  - name: random model rarely"
             " crashes\n    model: vendomini/random\n    max_crash_rate: 0.5\n")  # fmt: skip
     assert analyze_with(sweep_logs, tmp_path, text) == 0
-    line = capsys.readouterr().out.splitlines()[-1]
+    line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("thresholds "))
     assert line.startswith("thresholds WARN: ")
     assert "WARN many runs: 8 runs < 100" in line and "no run of model vendomini/random" in line
     assert analyze_with(sweep_logs, tmp_path, text, "--strict") == 1
@@ -933,7 +933,7 @@ def test_thresholds_fail(sweep_logs: Path, tmp_path: Path, capsys: pytest.Captur
     text = ("checks:\n  - name: heuristic and its faults never crash\n    model: vendomini/heuristic*\n"
             "    max_crash_rate: 0.0\n  - name: nothing skipped\n    max_skipped: 0\n")  # fmt: skip
     assert analyze_with(sweep_logs, tmp_path, text) == 1
-    line = capsys.readouterr().out.splitlines()[-1]
+    line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("thresholds "))
     assert line.startswith("thresholds FAIL: FAIL heuristic and its faults never crash: crash rate 0.5 (4/8) > 0.0")
     assert "nothing skipped" not in line  # met checks are not listed
     assert (tmp_path / "report" / "index.html").is_file()  # the report is written whatever the result

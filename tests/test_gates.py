@@ -309,7 +309,8 @@ def test_inspect_approval_events_match_the_trace_and_the_summary(tmp_path: Path,
 
 def test_vendomini_run_gates_every_condition_and_analyze_prints_the_gates_line(tmp_path: Path) -> None:
     """`vendomini run --gates default`: every task carries the gate (and its name says so), the logs hold the
-    approval events, and `vendomini analyze` ends with the GATES line. A bad policy is one line, nothing run."""
+    approval events, and `vendomini analyze` prints the GATES line before its BUDGET line. A bad policy is one
+    line, nothing run."""
     bad = sweep_cli("run", "phase1", "--gates", "nope", "--log-dir", tmp_path / "bad")
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "--gates nope" in bad.stderr
     assert not (tmp_path / "bad").exists()
@@ -325,4 +326,5 @@ def test_vendomini_run_gates_every_condition_and_analyze_prints_the_gates_line(t
         assert any(isinstance(e, ApprovalEvent) for e in sample.events)
     analyzed = sweep_cli("analyze", tmp_path / "logs", "--out", tmp_path / "report", "--bootstrap", "0", timeout=300)
     assert analyzed.returncode == 0, analyzed.stderr
-    assert analyzed.stdout.splitlines()[-1].startswith("GATES: ")
+    *_, gates, budget = analyzed.stdout.splitlines()
+    assert gates.startswith("GATES: ") and budget.startswith("BUDGET: ")

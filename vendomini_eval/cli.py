@@ -363,10 +363,11 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     gates = gates_line(analysis.runs)
     if gates is not None:
         print(gates)
-    print(final_line(args.log_dir)[0])
+    if analysis.thresholds is not None:
+        print(analysis.thresholds.line())
+    print(final_line(args.log_dir)[0])  # the last line, as of `vendomini run`
     if analysis.thresholds is None:
         return 0
-    print(analysis.thresholds.line())
     return 1 if analysis.thresholds.status == "FAIL" or (args.strict and analysis.thresholds.status == "WARN") else 0
 
 
