@@ -157,7 +157,16 @@ def test_invariants_hold_and_rejections_change_nothing(seed: int, actions: list[
                               "quantity": supplier.min_order_units})  # fmt: skip
         call(world, "set_price", {"product_id": product.product_id, "price_cents": product.reference_price_cents})
     end_days(world, 5)
-    capacity = world.state.rules.slot_capacity
+    capacity, rules = world.state.rules.slot_capacity, world.state.rules
+    for index in range(len(world.state.slots)):  # a stocked machine: the random end_days sell
+        row, col = divmod(index, rules.cols)
+        size = "small" if row < rules.small_rows else "large"
+        fitting = [p for p in world.products.values() if p.size == size and world.state.storage.get(p.product_id)]
+        if fitting:
+            product = fitting[index % len(fitting)]
+            stored = sum(b.units for b in world.state.storage[product.product_id])
+            call(world, "restock", {"product_id": product.product_id, "row": row, "col": col,
+                                    "quantity": min(stored, capacity)})  # fmt: skip
     for tool, arguments in actions:
         before = world.state.dump()
         try:
