@@ -214,15 +214,16 @@ def vendomini_agent(context_tokens: int | None = None) -> Solver:
         budget = context_budget(model, context_tokens)
         gate_token = activate(run)  # the approver (solvers/gates.py) asks this sample's episode
         sweep = sweep_budget()
-        calls, model_time = 0, 0.0
+        calls, model_time, stopped = 0, 0.0, False
         try:
-            while not episode.done:
+            while not episode.done and not stopped:
                 day = episode.state.day
                 async with span(f"day {day}", type="day"):
-                    while not episode.done and episode.state.day == day:
+                    while not episode.done and not stopped and episode.state.day == day:
                         if sweep is not None and sweep.exhausted():
                             if calls == 0:
                                 await sweep.refuse()  # raises: the sample never started
+                            stopped = True
                             break
                         state.messages = run.window(state.messages, budget)
                         started = time.perf_counter()
@@ -237,9 +238,7 @@ def vendomini_agent(context_tokens: int | None = None) -> Solver:
                         state.output = output
                         state.messages.append(output.message)
                         state.messages.extend(await run.turn(output.message, tools))
-                if sweep is not None and sweep.hit is not None and not episode.done:
-                    break
-            record.outcome, record.limit = ("limit", LIMIT) if not episode.done else (run.outcome(), None)
+            record.outcome, record.limit = ("limit", LIMIT) if stopped else (run.outcome(), None)
         except LimitExceededError as error:
             record.outcome, record.limit = "limit", error.type
             raise

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import fcntl
 import json
-import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -98,6 +97,42 @@ class Ceilings(BaseModel):
 
 
 @dataclass(frozen=True)
+class Usage:
+    """A run's model usage, summed over the models it called (Inspect's `ModelUsage` per model). A count a
+    provider does not report is None; `cost` is None unless every model's cost is known (never 0 for unknown)."""
+
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    total_tokens: int | None = None
+    cache_read_tokens: int | None = None
+    cache_write_tokens: int | None = None
+    reasoning_tokens: int | None = None
+    cost: float | None = None
+    """US dollars, where Inspect knows the model's prices."""
+    calls: int | None = None
+    """Model calls (Inspect's turns: top-level generations)."""
+    total_time: float | None = None
+    """Seconds from the sample's start to its end."""
+    working_time: float | None = None
+    """Seconds of that the sample worked (not waiting on rate limits or concurrency)."""
+
+    @classmethod
+    def of(cls, model_usage: dict[str, Any], calls: int | None, total_time: float | None,
+           working_time: float | None) -> Usage:  # fmt: skip
+        usages = list(model_usage.values())
+
+        def total(name: str) -> Any:
+            values = [getattr(u, name) for u in usages]
+            return None if not values or any(v is None for v in values) else sum(values)
+
+        return cls(input_tokens=total("input_tokens"), output_tokens=total("output_tokens"),
+                   total_tokens=total("total_tokens"), cache_read_tokens=total("input_tokens_cache_read"),
+                   cache_write_tokens=total("input_tokens_cache_write"), reasoning_tokens=total("reasoning_tokens"),
+                   cost=total("total_cost"), calls=calls, total_time=total_time,
+                   working_time=working_time)  # fmt: skip
+
+
+@dataclass(frozen=True)
 class Spend:
     """Usage summed over runs or calls. `cost` is None when some call's cost is unknown; a token count is None
     when some call did not report it."""
@@ -109,6 +144,14 @@ class Spend:
     output_tokens: int | None = 0
     cache_read_tokens: int | None = 0
     runs: int = 0
+
+    @classmethod
+    def of(cls, usage: Usage) -> Spend:
+        """One run's spend. Cached reads a provider did not report count as none; without any usage record (a log
+        written without a model) the tokens and cost are unknown."""
+        cached = None if usage.input_tokens is None else usage.cache_read_tokens or 0
+        return cls(tokens=usage.total_tokens, calls=usage.calls or 0, cost=usage.cost, input_tokens=usage.input_tokens,
+                   output_tokens=usage.output_tokens, cache_read_tokens=cached, runs=1)  # fmt: skip
 
     def __add__(self, other: Spend) -> Spend:
         def plus(a: Any, b: Any) -> Any:
@@ -214,12 +257,9 @@ class Ledger:
 
 
 def _spend_to(spend: Spend) -> dict[str, Any]:
-    return {"tokens": spend.tokens, "calls": spend.calls, "cost": spend.cost, "runs": spend.runs}
+    return {"tokens": spend.tokens, "calls": spend.calls, "cost": spend.cost}
 
 
 def _spend_from(data: Mapping[str, Any]) -> Spend:
-    cost = data.get("cost")
-    return Spend(tokens=data.get("tokens"), calls=int(data.get("calls", 0)),
-                 cost=None if cost is None or not math.isfinite(cost) else float(cost),
-                 input_tokens=None, output_tokens=None, cache_read_tokens=None,
-                 runs=int(data.get("runs", 0)))  # fmt: skip
+    return Spend(tokens=data.get("tokens"), calls=int(data.get("calls", 0)), cost=data.get("cost"),
+                 input_tokens=None, output_tokens=None, cache_read_tokens=None)  # fmt: skip

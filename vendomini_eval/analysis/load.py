@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 from pydantic import ValidationError
 
-from vendomini_eval.budget import LEDGER_FILE
+from vendomini_eval.budget import LEDGER_FILE, Usage
 from vendomini_eval.results import EpisodeSummary
 
 LOG_SUFFIX = ".eval"
@@ -333,42 +333,6 @@ def _one_line(text: str, path: Path, limit: int = 300) -> str:
     """`text` on one line, at most `limit` characters, without the file's path (the skip line names it)."""
     text = " ".join(str(text).replace(str(path), "").split())
     return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-@dataclass(frozen=True)
-class Usage:
-    """A run's model usage, summed over the models it called (Inspect's `ModelUsage` per model). A count a
-    provider does not report is None; `cost` is None unless every model's cost is known (never 0 for unknown)."""
-
-    input_tokens: int | None = None
-    output_tokens: int | None = None
-    total_tokens: int | None = None
-    cache_read_tokens: int | None = None
-    cache_write_tokens: int | None = None
-    reasoning_tokens: int | None = None
-    cost: float | None = None
-    """US dollars, where Inspect knows the model's prices."""
-    calls: int | None = None
-    """Model calls (Inspect's turns: top-level generations)."""
-    total_time: float | None = None
-    """Seconds from the sample's start to its end."""
-    working_time: float | None = None
-    """Seconds of that the sample worked (not waiting on rate limits or concurrency)."""
-
-    @classmethod
-    def of(cls, model_usage: dict[str, Any], calls: int | None, total_time: float | None,
-           working_time: float | None) -> Usage:  # fmt: skip
-        usages = list(model_usage.values())
-
-        def total(name: str) -> Any:
-            values = [getattr(u, name) for u in usages]
-            return None if not values or any(v is None for v in values) else sum(values)
-
-        return cls(input_tokens=total("input_tokens"), output_tokens=total("output_tokens"),
-                   total_tokens=total("total_tokens"), cache_read_tokens=total("input_tokens_cache_read"),
-                   cache_write_tokens=total("input_tokens_cache_write"), reasoning_tokens=total("reasoning_tokens"),
-                   cost=total("total_cost"), calls=calls, total_time=total_time,
-                   working_time=working_time)  # fmt: skip
 
 
 @dataclass(frozen=True)

@@ -10,9 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
 
-from vendomini_eval.budget import LEDGER_FILE, Ceilings, Ledger, Price, Spend, budget_line, reached
+from vendomini_eval.budget import LEDGER_FILE, Ceilings, Ledger, Price, Spend, Usage, budget_line, reached
 
 
 def recorded_spend(log_dir: str | Path) -> Spend:
@@ -33,29 +32,9 @@ def recorded_spend(log_dir: str | Path) -> Spend:
             if key in seen or (summary.error is not None and never_called):  # refused before its first call
                 continue
             seen.add(key)
-            spend = spend + _sample_spend(list(summary.model_usage.values()), summary.turn_count)
+            usage = Usage.of(summary.model_usage, summary.turn_count, summary.total_time, summary.working_time)
+            spend = spend + Spend.of(usage)
     return spend
-
-
-def _sample_spend(usages: list[Any], turns: int | None) -> Spend:
-    """One sample's spend; without a usage record (a log written without a model) its tokens and cost are
-    unknown."""
-    if not usages:
-        return Spend(tokens=None, calls=turns or 0, cost=None, input_tokens=None, output_tokens=None,
-                     cache_read_tokens=None, runs=1)  # fmt: skip
-
-    def total(name: str) -> float | None:
-        values = [getattr(u, name) for u in usages]
-        return None if any(v is None for v in values) else sum(values)
-
-    tokens, cost = total("total_tokens"), total("total_cost")
-    return Spend(tokens=None if tokens is None else int(tokens), calls=turns or 0, cost=cost,
-                 input_tokens=_int(total("input_tokens")), output_tokens=_int(total("output_tokens")),
-                 cache_read_tokens=int(sum(u.input_tokens_cache_read or 0 for u in usages)), runs=1)  # fmt: skip
-
-
-def _int(value: float | None) -> int | None:
-    return None if value is None else int(value)
 
 
 def start_ledger(log_dir: str | Path, ceilings: Ceilings) -> Ledger:

@@ -182,9 +182,9 @@ def format_projections(projections: Sequence[Projection], prices: Mapping[str, P
     for p in projections:
         if p.note:
             lines.append(f"note ({p.model}): {p.note}")
-        if p.cost is None:
-            lines.append(f"note ({p.model}): no price (give one with --prices FILE)" if p.model not in prices else "")
-    return "\n".join(line for line in lines if line)
+        if p.cost is None and p.model not in prices:
+            lines.append(f"note ({p.model}): no price (give one with --prices FILE)")
+    return "\n".join(lines)
 
 
 def pilot_rates(runs: Any) -> list[PilotRates]:
