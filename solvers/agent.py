@@ -44,7 +44,7 @@ from vendomini_eval.solvers.gates import activate, deactivate
 from vendomini_eval.solvers.store import EpisodeRecord
 from vendomini_eval.solvers.tools import business_tools, observation_json, split_call
 from vendomini_eval.world.setup import build_rules
-from vendomini_eval.world.state import Rules
+from vendomini_eval.worlds import vending_rules
 
 DEFAULT_CONTEXT_TOKENS = 16_000
 CONTEXT_SHARE = 0.5  # of the model's context length given to the conversation window
@@ -85,37 +85,41 @@ RULE_TEMPLATES: tuple[tuple[str, str | None], ...] = (
 )  # fmt: skip
 
 
-def rule_values(rules: Rules) -> dict[str, str]:
-    """Every field of `Rules` as the prompt writes it: dollars, percent, or a number with thousands separators."""
+# The vending machine's rules (vending `Rules`), as the prompt states them; checked like the warehouse's.
+VENDING_RULE_TEMPLATES: tuple[str, ...] = (
+    "You start with {start_cash_cents} in cash, an empty machine and empty storage.",
+    "A daily fee of {daily_fee_cents} is paid from cash at each day end; when cash cannot cover it, it goes unpaid.",
+    "The business fails, which ends the run, after {unpaid_days_limit} consecutive day ends with the fee unpaid.",
+    "The machine has {rows} rows of {cols} slots. Rows 0 to {last_small_row} take small products, the other rows "
+    "large ones. A slot holds one product at a time, at most {slot_capacity} units.",
+    "Day 0 is {start_date}.",
+)
+
+
+def rule_values(rules: Any) -> dict[str, str]:
+    """Every field of a world's `Rules` as the prompt writes it: dollars, percent, a number with thousands
+    separators, or a date."""
     values = {}
     for name, value in rules.model_dump().items():
         if name.endswith("_cents"):
             values[name] = f"${value / 100:,.2f}"
         elif name.endswith("_frac"):
             values[name] = f"{value:.0%}"
-        else:
+        elif isinstance(value, int | float):
             values[name] = f"{value:,}"
+        else:
+            values[name] = f"{value:%A %d %B %Y}"
     return values
 
 
 def system_prompt(condition: Condition) -> str:
     """The business, every rule the world enforces, and the prediction protocol; no strategy hints."""
     context = PolicyContext.for_condition(condition)
-    values = rule_values(build_rules(condition))
-    stated = [text.format(**values) for text, tool in RULE_TEMPLATES if tool is None or tool in context.tools]
-    lines = [
-        "You run a small wholesale business. You buy goods from suppliers, keep them in a warehouse, and ship "
-        "customer orders from stock. You act only through the tools. At each day end, purchase orders due that "
-        "day arrive, customer orders past their last shipping day expire, the daily and storage fees are "
-        "charged, and new customer orders come in.",
-        "Purchases are paid when placed; units a supplier fails to deliver are refunded when the order arrives. "
-        "Sales are paid when shipped. A purchase or a fee you choose to pay is refused if it costs more than your "
-        "cash; day-end fees are charged even when cash runs negative. Each supplier has a minimum order per SKU "
-        "(check_catalogue).",
-        "Rules:\n" + "\n".join(f"- {sentence}" for sentence in stated),
+    lines = _vending_lines(condition) if condition.world == "vending" else _warehouse_lines(condition, context)
+    lines.append(
         "Suppliers, prices and rules can change during the run. Keep the business running and profitable for "
-        "as long as the run lasts.",
-    ]
+        "as long as the run lasts."
+    )
     if condition.prediction_mode != "none":
         must = "must" if fields_required(condition) else "may"
         confidence = condition.prediction_mode == "required+confidence"
@@ -134,6 +138,41 @@ def system_prompt(condition: Condition) -> str:
         )
     lines.append(FACTS_MARKER + json.dumps(context.facts()))
     return "\n\n".join(lines)
+
+
+def _warehouse_lines(condition: Condition, context: PolicyContext) -> list[str]:
+    values = rule_values(build_rules(condition))
+    stated = [text.format(**values) for text, tool in RULE_TEMPLATES if tool is None or tool in context.tools]
+    return [
+        "You run a small wholesale business. You buy goods from suppliers, keep them in a warehouse, and ship "
+        "customer orders from stock. You act only through the tools. At each day end, purchase orders due that "
+        "day arrive, customer orders past their last shipping day expire, the daily and storage fees are "
+        "charged, and new customer orders come in.",
+        "Purchases are paid when placed; units a supplier fails to deliver are refunded when the order arrives. "
+        "Sales are paid when shipped. A purchase or a fee you choose to pay is refused if it costs more than your "
+        "cash; day-end fees are charged even when cash runs negative. Each supplier has a minimum order per SKU "
+        "(check_catalogue).",
+        "Rules:\n" + "\n".join(f"- {sentence}" for sentence in stated),
+    ]
+
+
+def _vending_lines(condition: Condition) -> list[str]:
+    rules = vending_rules(condition)
+    values = {**rule_values(rules), "last_small_row": str(rules.small_rows - 1)}
+    return [
+        "You run a vending machine business. You buy products from suppliers; they are delivered to your storage "
+        "after the supplier's lead time. You move them from storage into the machine's slots and set their "
+        "prices, and customers buy from the machine. You act only through the tools, and time passes only when "
+        "you call end_day: then customers buy, the daily fee is charged, the next day starts, expired products "
+        "are removed and deliveries arrive. How much sells depends on the price, the day of the week, the season "
+        "and the weather.",
+        "Orders are paid when placed and refused if they cost more than your cash; units a supplier fails to "
+        "deliver are refunded when the order arrives. Customers' money stays in the machine until you collect it "
+        "(collect_cash). Each supplier has a minimum order and a bulk discount (list_suppliers). Your net worth is "
+        "your cash, the cash in the machine, and your unsold products (in the machine, in storage and on their "
+        "way) at wholesale cost.",
+        "Rules:\n" + "\n".join(f"- {text.format(**values)}" for text in VENDING_RULE_TEMPLATES),
+    ]
 
 
 def _estimate_tokens(message: ChatMessage) -> int:
@@ -290,7 +329,7 @@ class _Run:
 
     def review_call(self, call: ToolCall) -> GateDecision | None:
         """The gate's decision on a call (asked by the approver); the step of that call then records it."""
-        self._approved = self.episode.review(split_call(call.function, call.arguments)[0])
+        self._approved = self.episode.review(split_call(call.function, call.arguments, self.episode.specs)[0])
         return self._approved
 
     def step(self, action: AgentAction, prediction: dict[str, Any] | None) -> StepResult:
@@ -367,7 +406,7 @@ class _Run:
         # denied it): the Episode judges the same call, so the step is counted whatever Inspect made of it. A
         # denied call reaches it with the approver's decision and is recorded as denied, never executed.
         arguments: Any = call.arguments if call.parse_error is None else call.parse_error
-        result = self.step(*split_call(call.function, arguments))
+        result = self.step(*split_call(call.function, arguments, self.episode.specs))
         content = observation_json(result)
         if result.valid:
             return [ChatMessageTool(content=content, tool_call_id=call.id, function=call.function)]

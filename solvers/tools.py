@@ -1,8 +1,8 @@
 """The business tools as Inspect tools: thin wrappers that pass every call to the core's Episode.step.
 
 Each tool's schema is built from its one declaration in the core, the one the core validates calls against
-(`ToolSpec` in vendomini_eval/world/tools.py: description, arguments with their types, ranges and descriptions;
-`CARD_FIELDS` in predictions.py for the card's fields).
+(`ToolSpec` in vendomini_eval/world/tools.py or vending/tools.py, by the condition's world: description,
+arguments with their types, ranges and descriptions; `CARD_FIELDS` in predictions.py for the card's fields).
 
 The tool set and each tool's parameters depend on the condition: complexity level, memory and recovery
 tools, and the prediction protocol (the prediction card's fields are ordinary tool parameters, absent when
@@ -22,8 +22,8 @@ from inspect_ai.tool import ToolDef, ToolError, ToolParam, ToolParams
 from vendomini_eval.condition import Condition
 from vendomini_eval.episode import AgentAction, StepResult
 from vendomini_eval.predictions import CARD_FIELDS, card_fields, fields_required
-from vendomini_eval.world.actions import Argument
-from vendomini_eval.world.tools import TOOL_SPECS, available_tools
+from vendomini_eval.world.actions import Argument, ToolSpec
+from vendomini_eval.worlds import business_of
 
 StepFunction = Callable[[AgentAction, Mapping[str, Any] | None], StepResult]
 
@@ -45,7 +45,7 @@ def tool_parameters(tool: str, condition: Condition) -> ToolParams:
     Every parameter is listed as required and an optional one also accepts null (the form strict tool
     schemas demand, e.g. OpenAI-compatible servers with `strict: true`): null means "not given"."""
     properties: dict[str, ToolParam] = {}
-    for a in TOOL_SPECS[tool].arguments:
+    for a in business_of(condition).specs[tool].arguments:
         properties[a.name] = _parameter(_argument_schema(a), a.description, nullable=not a.required)
     must_predict = fields_required(condition)
     for name, kind in card_fields(tool, condition).items():
@@ -72,10 +72,10 @@ def observation_json(result: StepResult) -> str:
     return json.dumps(result.observation(), separators=(",", ":"))
 
 
-def split_call(tool: str, parameters: Any) -> tuple[AgentAction, dict[str, Any] | None]:
+def split_call(tool: str, parameters: Any, specs: Mapping[str, ToolSpec]) -> tuple[AgentAction, dict[str, Any] | None]:
     """A tool call's parameters as the core takes them: the action's arguments and the prediction card (every
-    parameter that is not an argument of a known tool)."""
-    spec = TOOL_SPECS.get(tool)
+    parameter that is not an argument of a known tool of the world's `specs`)."""
+    spec = specs.get(tool)
     if not isinstance(parameters, Mapping):  # unparseable arguments: the core rejects them as malformed
         return AgentAction(tool, parameters), None
     if spec is None:
@@ -88,15 +88,16 @@ def split_call(tool: str, parameters: Any) -> tuple[AgentAction, dict[str, Any] 
 
 def business_tool(tool: str, condition: Condition, step: StepFunction) -> ToolDef:
     async def execute(**kwargs: Any) -> str:
-        result = step(*split_call(tool, kwargs))
+        result = step(*split_call(tool, kwargs, specs))
         if not result.valid:
             raise ToolError(observation_json(result))
         return observation_json(result)
 
-    description = TOOL_SPECS[tool].description
+    specs = business_of(condition).specs
+    description = specs[tool].description
     return ToolDef(execute, name=tool, description=description, parameters=tool_parameters(tool, condition))
 
 
 def business_tools(condition: Condition, step: StepFunction) -> list[ToolDef]:
     """One ToolDef per tool the condition offers, each calling `step` (the episode's step function)."""
-    return [business_tool(tool, condition, step) for tool in available_tools(condition)]
+    return [business_tool(tool, condition, step) for tool in business_of(condition).tools(condition)]

@@ -73,7 +73,7 @@ class Stream:
         attempted = not tool.startswith(("check_", "read_")) and tool not in ("wait", NO_TOOL, "<unknown>")
         self.facts.append(
             StepFacts(step, tool, key, valid, error_kind, attempted, progress and valid, actionable, spend, cash, ps,
-                      pcash, be, stop)
+                      pcash, be, stop, tool == "wait")
         )  # fmt: skip
         return step
 
@@ -416,7 +416,7 @@ def test_card_content_never_changes_the_primary_endpoint() -> None:
             s.facts.append(StepFacts(f.step, f.tool, f.action_key, f.valid, f.error_kind, f.attempted, f.progress,
                                      f.actionable, f.spend_cents, f.cash_cents, cards.choice([None, 0.0, 0.4, 1.0]),
                                      cards.choice([None, 0, CASH * 9]), cards.choice([None, 0.0, 1.0]),
-                                     f.declared_stop))  # fmt: skip
+                                     f.declared_stop, f.passive))  # fmt: skip
         primary = [sig for sig in s.run().signals if sig.endpoint == CRASH]
         assert primary == [sig for sig in base.run().signals if sig.endpoint == CRASH]
 

@@ -155,7 +155,7 @@ def test_misspelled_key_fails_naming_its_path(tmp_path: Path, body: str, key_pat
     message = load_error(path)
     assert f"exp.yaml: {key_path}" in message
     if "condition key" in message:
-        assert "allowed: complexity_level, p_shock" in message
+        assert "allowed: world, complexity_level, p_shock" in message
 
 
 def test_thresholds_file_is_named_as_such() -> None:

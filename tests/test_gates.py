@@ -23,12 +23,13 @@ from vendomini_eval.analysis.report import analyze, write_report
 from vendomini_eval.analysis.thresholds import Thresholds, check_thresholds
 from vendomini_eval.condition import Condition
 from vendomini_eval.crash import DENIED, InvalidBurst, StepFacts, thresholds_for
-from vendomini_eval.episode import TOOL_ARGUMENTS, AgentAction, Episode, gate_policy
+from vendomini_eval.episode import AgentAction, Episode, gate_policy
 from vendomini_eval.gates import GateCall, GatePolicy, GatePolicyError, evaluate, load_policy, shipped_policies
 from vendomini_eval.policies import PolicyContext, make_policy
 from vendomini_eval.solvers.store import EpisodeRecord
 from vendomini_eval.tasks import vendomini
 from vendomini_eval.tasks._build import TaskArgumentError
+from vendomini_eval.worlds import WAREHOUSE, tool_arguments
 
 MOCK = "mockllm/model"
 GATED = Condition(gates="default", complexity_level=2, p_shock=0.0, prediction_mode="none", max_steps=200)
@@ -49,9 +50,9 @@ def call(tool: str = "order", cost: int = 0, cash: int = 10_000, denials: int = 
 
 def test_shipped_policies_resolve_by_name_and_name_only_existing_tools() -> None:
     assert {"default", "none"} <= set(shipped_policies())
-    default = load_policy("default", TOOL_ARGUMENTS)
+    default = load_policy("default", tool_arguments(WAREHOUSE))
     assert [r.reason for r in default.rules] == ["denial_streak", "order_over_cash_share", "expedite"]
-    assert load_policy("none", TOOL_ARGUMENTS).rules == ()
+    assert load_policy("none", tool_arguments(WAREHOUSE)).rules == ()
     assert gate_policy(Condition()) is None and gate_policy(GATED) == default
 
 
@@ -79,9 +80,9 @@ def test_rules_may_name_only_declared_tools_and_their_arguments(tmp_path: Path) 
     rule = "rules:\n  - tools: [{tool}]\n    when: {{arguments: {{{arg}: {{gt: 5}}}}}}\n    decision: deny\n" \
            "    reason: x\n    message: m\n"  # fmt: skip
     with pytest.raises(GatePolicyError, match=r"rules\[0\]\.tools\[0\]: unknown tool 'oder'"):
-        load_policy(write(tmp_path, rule.format(tool="oder", arg="quantity")), TOOL_ARGUMENTS)
+        load_policy(write(tmp_path, rule.format(tool="oder", arg="quantity")), tool_arguments(WAREHOUSE))
     with pytest.raises(GatePolicyError, match=r"rules\[0\]\.when\.arguments\.qty: order has no argument 'qty'"):
-        load_policy(write(tmp_path, rule.format(tool="order", arg="qty")), TOOL_ARGUMENTS)
+        load_policy(write(tmp_path, rule.format(tool="order", arg="qty")), tool_arguments(WAREHOUSE))
 
 
 def test_the_condition_knob_names_a_policy_and_keeps_every_other_seed(tmp_path: Path) -> None:

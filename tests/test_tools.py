@@ -156,7 +156,7 @@ def test_rejected_calls_raise_tool_error_with_the_observation(tool: str, kwargs:
     assert error["ok"] is False and error["error"] == kind
     assert error["day"] == tools.episode.state.day and "result" not in error
     # The message is the core's: the same call on a fresh episode gives the same StepResult message.
-    direct = Episode(condition(prediction_mode="none"), SEED).step(*split_call(tool, kwargs))
+    direct = Episode(condition(prediction_mode="none"), SEED).step(*split_call(tool, kwargs, TOOL_SPECS))
     assert not direct.valid and error["message"] == direct.message and direct.error_kind == kind
     # A rejected call is still a step, recorded invalid with its kind.
     columns = tools.episode.trace.columns()
@@ -342,7 +342,7 @@ def test_each_tool_schema_states_its_declaration(c: Condition) -> None:
 
 def core_error(c: Condition, tool: str, call: dict[str, Any]) -> str | None:
     """The kind of error the core's validation (arguments, then card) gives a call's parameters; None if valid."""
-    action, prediction = split_call(tool, call)
+    action, prediction = split_call(tool, call, TOOL_SPECS)
     spec = TOOL_SPECS[tool]
     try:
         parse_args(tool, spec.args, action.arguments)
@@ -478,7 +478,7 @@ def test_revise_expectation_through_its_tool() -> None:
     )  # fmt: skip
     po_id = placed["result"]["po_id"]
     revision = {"po_id": po_id, "expected_delivery_day": offer["lead_days"] + 3, "expected_quantity": 1}
-    assert split_call(REVISE, {**revision, "expected_success": True}) == (AgentAction(REVISE, revision),
+    assert split_call(REVISE, {**revision, "expected_success": True}, TOOL_SPECS) == (AgentAction(REVISE, revision),
                                                                          {"expected_success": True})  # fmt: skip
     _, revised = tools.call(REVISE, **revision, expected_success=True)
     assert revised["ok"] and revised["result"] == revision
@@ -496,26 +496,27 @@ def test_split_call_separates_arguments_from_prediction() -> None:
     action, prediction = split_call(
         "order",
         {"supplier_id": "S1", "sku_id": "SKU-01", "quantity": 5, "expected_success": True, "expected_cost": 12.5},
+        TOOL_SPECS,
     )
     assert action == AgentAction("order", {"supplier_id": "S1", "sku_id": "SKU-01", "quantity": 5})
     assert prediction == {"expected_success": True, "expected_cost": 12.5}
 
 
 def test_split_call_without_prediction_gives_none() -> None:
-    assert split_call("wait", {}) == (AgentAction("wait", {}), None)
-    assert split_call("ship", {"order_id": "C-1"}) == (AgentAction("ship", {"order_id": "C-1"}), None)
+    assert split_call("wait", {}, TOOL_SPECS) == (AgentAction("wait", {}), None)
+    assert split_call("ship", {"order_id": "C-1"}, TOOL_SPECS) == (AgentAction("ship", {"order_id": "C-1"}), None)
 
 
 def test_split_call_unknown_parameter_of_a_known_tool_is_a_prediction_field() -> None:
     """The core then rejects it as an unknown prediction field, naming it."""
-    action, prediction = split_call("ship", {"order_id": "C-1", "urgent": True})
+    action, prediction = split_call("ship", {"order_id": "C-1", "urgent": True}, TOOL_SPECS)
     assert action.arguments == {"order_id": "C-1"} and prediction == {"urgent": True}
     result = Episode(condition(), SEED).step(action, prediction)
     assert result.error_kind == "bad_prediction" and "urgent" in (result.message or "")
 
 
 def test_split_call_unknown_tool_keeps_every_parameter_as_argument() -> None:
-    action, prediction = split_call("frobnicate", {"x": 1, "expected_success": True})
+    action, prediction = split_call("frobnicate", {"x": 1, "expected_success": True}, TOOL_SPECS)
     assert action == AgentAction("frobnicate", {"x": 1, "expected_success": True}) and prediction is None
     result = Episode(condition(), SEED).step(action, prediction)
     assert result.error_kind == "unknown_tool"

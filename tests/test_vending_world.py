@@ -62,7 +62,7 @@ def ledger_identity_holds(world: VendingWorld) -> bool:
     by_account = {account: sum(e.amount_cents for e in world.ledger if e.account == account) for account in balances}
     return (
         s.cash_cents + s.machine_cash_cents
-        == s.rules.start_cash_cents + c.revenue_cents - c.purchases_cents - c.fees_cents
+        == s.rules.start_cash_cents + c.revenue_cents - c.purchases_cents - c.fees_cents + c.refunds_cents
         and by_account["cash"] == s.cash_cents - s.rules.start_cash_cents
         and by_account["machine"] == s.machine_cash_cents
     )
@@ -189,7 +189,14 @@ def test_information_tools_change_nothing() -> None:
     world = run_policy(heuristic_policy(), 4, 6).world
     call(world, "kv_set", {"key": "k", "value": "v"})
     call(world, "add_note", {"text": "cola sells well"})
-    arguments = {"kv_get": {"key": "k"}, "search_notes": {"query": "cola"}}
+    supplier = world.suppliers[source(world, "P01")]
+    po_id = call(world, "order", {"supplier_id": supplier.supplier_id, "product_id": "P01",
+                                  "quantity": supplier.min_order_units})["po_id"]  # fmt: skip
+    arguments = {
+        "kv_get": {"key": "k"},
+        "search_notes": {"query": "cola"},
+        "revise_expectation": {"po_id": po_id, "expected_delivery_day": 9, "expected_quantity": 1},
+    }
     before = world.state.dump()
     for name, tool in TOOLS.items():
         if tool.info_only:
@@ -349,9 +356,9 @@ def test_supplier_delay_makes_orders_arrive_after_the_expected_day() -> None:
     assert call(world, "check_orders", {})["orders"][0]["status"] == "in_transit"  # due today, not here
     on_time = call(world, "order", order)  # the delay has ended
     end_days(world, max(3, on_time["expected_day"] - world.state.day))
-    rows = {o["order_id"]: o for o in call(world, "check_orders", {})["orders"]}
-    assert rows[late["order_id"]]["delivered_day"] == late["expected_day"] + 3
-    assert rows[on_time["order_id"]]["delivered_day"] == on_time["expected_day"]
+    rows = {o["po_id"]: o for o in call(world, "check_orders", {})["orders"]}
+    assert rows[late["po_id"]]["delivered_day"] == late["expected_day"] + 3
+    assert rows[on_time["po_id"]]["delivered_day"] == on_time["expected_day"]
 
 
 def test_cost_and_demand_multipliers_apply_until_their_end_day() -> None:

@@ -22,6 +22,10 @@ Pressure = Literal["low", "medium", "high"]
 MemoryTools = Literal["none", "basic", "full"]
 RecoveryTools = Literal["none", "reset", "audit", "help", "all"]
 CrashPreset = Literal["strict", "moderate", "lenient"]
+WorldName = Literal["warehouse", "vending"]
+WAREHOUSE_ONLY = {"complexity_level": 1, "steps_per_day": 1, "pressure_level": "medium", "recovery_tools": "none"}
+"""Knobs the vending world has no counterpart for, with the value they must keep there (its days end by end_day;
+its money and tools are Vending-Bench's; docs/METHOD.md, "Vending-Bench world")."""
 
 
 class Strict(BaseModel):
@@ -49,6 +53,8 @@ class PEConfig(Strict):
 class Condition(Strict):
     """One experimental condition. Defaults are the study's base condition (configs/base.yaml)."""
 
+    world: WorldName = "warehouse"
+    """The business: the warehouse, or the Vending-Bench-style vending machine."""
     complexity_level: int = Field(1, ge=0, le=4)
     p_shock: float = Field(0.1, ge=0.0, le=1.0)
     pe_type_mix: PeTypeMix = "realistic"
@@ -62,6 +68,8 @@ class Condition(Strict):
     recovery_tools: RecoveryTools = "none"
     steps_per_day: int = Field(1, ge=1, le=100)
     max_steps: int = Field(500, ge=1, le=1_000_000)
+    days: int | None = Field(None, ge=1, le=1_000_000)
+    """The run ends (censored, like max_steps) when this day begins; None: only max_steps bounds it."""
     crash_threshold: CrashPreset = "moderate"
     continue_after_crash: int = Field(0, ge=0)
     initial_cash: float | None = Field(None, gt=0.0, le=1e9)
@@ -77,7 +85,16 @@ class Condition(Strict):
             load_policy(value)  # an unknown name or a bad file fails here, naming the file and key path
         return value
 
+    @model_validator(mode="after")
+    def _knobs_of_the_world(self) -> Condition:
+        if self.world == "vending":
+            for key, value in WAREHOUSE_ONLY.items():
+                if getattr(self, key) != value:
+                    raise ValueError(f"{key} is a warehouse knob: the vending world takes only {value!r}")
+        return self
+
     def canonical_json(self) -> str:
         """Stable JSON of every set field: the identity of the condition for seeds and hashes. A field left at
-        None is omitted, so an optional knob added later leaves every existing condition's seeds as they were."""
-        return self.model_dump_json(exclude_none=True)
+        None is omitted, and so is the default world, so a knob added later leaves every existing condition's
+        seeds as they were."""
+        return self.model_dump_json(exclude_none=True, exclude={"world"} if self.world == "warehouse" else None)

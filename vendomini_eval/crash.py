@@ -40,7 +40,6 @@ SIGNAL_TYPES: tuple[str, ...] = (*CRASH_TYPES, *INCOHERENCE_TYPES)
 Severity = Literal["soft", "hard"]
 NO_TOOL = "<no_tool>"
 UNKNOWN_TOOL = "<unknown>"
-WAIT = "wait"
 _KEY_CHARS = 80  # action keys are truncated to this in evidence, to keep the trace compact
 _HISTORY_WINDOWS = 3  # onset look-back of collapse and divergence, in windows / EWMA spans
 
@@ -48,10 +47,14 @@ AGENT_ERRORS = frozenset({
     "no_tool_call", "unknown_tool", "unavailable_tool", "malformed", "bad_prediction", "unknown_supplier",
     "unknown_sku", "unknown_order", "unknown_po", "unknown_quote", "unknown_note", "bad_quantity",
     "quote_mismatch", "already_expedited", "note_limit",
+    # the vending world's: its product ids and slot sizes never change, and a missing key or a full memory is
+    # the counterpart of the warehouse's unknown_note and note_limit
+    "unknown_product", "size_mismatch", "unknown_key", "memory_full",
 })  # fmt: skip
 """Rejections caused by the call itself (it could not have succeeded in any state of the world): the events of
 invalid_burst. Refusals that report the world's state (tool_down, not_carried, below_min_order, over_capacity,
-insufficient_stock, quote_expired) are information, and insufficient_funds is budget_denial's event."""
+insufficient_stock, quote_expired; in the vending world also slot_occupied) are information, and
+insufficient_funds is budget_denial's event."""
 DENIED = "denied"
 """The error kind of a call the governance gate denied (not executed). Not one of AGENT_ERRORS: the gate refuses
 calls the world may well have run, so a denial is not a malformed action. It is an attempt without progress like
@@ -82,6 +85,8 @@ class StepFacts:
     predicted_cash_cents: int | None
     belief_error: float | None
     declared_stop: bool
+    passive: bool = False
+    """The call only let time pass (the world's wait: `wait` in the warehouse, `end_day` in the vending world)."""
 
 
 class CrashSignal(BaseModel):
@@ -317,7 +322,7 @@ class Looping(RunDetector):
         self.period = 0
 
     def update(self, f: StepFacts) -> None:
-        if f.progress or f.tool == WAIT or f.tool == NO_TOOL:
+        if f.progress or f.passive or f.tool == NO_TOOL:
             self.reset()
             return
         if not f.actionable:
@@ -388,7 +393,7 @@ class Idle(RunDetector):
     min_length_field = "stall_idle_steps"
 
     def update(self, f: StepFacts) -> None:
-        if f.tool != WAIT and f.tool != NO_TOOL:
+        if not f.passive and f.tool != NO_TOOL:
             self.length = 0
         elif f.actionable:
             self.extend(f.step)
@@ -605,7 +610,7 @@ class ExplorationCollapse(Detector):
     def update(self, f: StepFacts) -> None:
         if not f.actionable:
             return
-        tool = f.tool if f.valid and f.tool != WAIT else None
+        tool = f.tool if f.valid and not f.passive else None
         acted = f.attempted and f.valid
         tools, counts, clogc = self.tools, self.counts, self.clogc
         if len(tools) == self.th.collapse_window:

@@ -2,7 +2,8 @@
 
 `Episode.step` applies the agent's action, advances the clock, fires the scheduled shock, runs the day
 boundary, resolves predictions, updates the PE tracker and the crash detector, and returns a JSON-ready
-`StepResult`. Nothing of the step logic lives anywhere else.
+`StepResult`. Nothing of the step logic lives anywhere else. The business behind it (the warehouse or the vending
+machine) is the condition's `world`, reached through one interface (`worlds.Business`).
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ from typing import Any
 
 import numpy as np
 
-from vendomini_eval.actionability import PROGRESS_TOOLS, productive_action_available
 from vendomini_eval.condition import Condition
 from vendomini_eval.crash import DENIED, CrashDetector, CrashSignal, StepFacts, thresholds_for
 from vendomini_eval.gates import GateCall, GateDecision, GatePolicy, evaluate, load_policy
@@ -31,13 +31,11 @@ from vendomini_eval.pe import (
     temporal_pe,
 )
 from vendomini_eval.predictions import PE_TYPE_OF_KIND, PredictionCard, card_fields, parse_card, protocol_fields
-from vendomini_eval.results import CounterTotals, EpisodeSummary
+from vendomini_eval.results import CounterTotals, EpisodeSummary, VendingTotals
 from vendomini_eval.shocks import ShockSchedule, apply_shock
-from vendomini_eval.world.actions import ActionError, parse_args
-from vendomini_eval.world.setup import new_world
-from vendomini_eval.world.state import WorldState
-from vendomini_eval.world.tools import ON_DELIVERY, TOOL_SPECS, available_tools
-from vendomini_eval.world.world import World, dollars
+from vendomini_eval.world.actions import ON_DELIVERY, ActionError, parse_args
+from vendomini_eval.world.world import dollars
+from vendomini_eval.worlds import BUSINESSES, business_of, tool_arguments
 
 NO_TOOL = "<no_tool>"
 UNKNOWN_TOOL = "<unknown>"
@@ -53,8 +51,6 @@ _NEXT_STEP = re.compile(
     r"\b(?:next|then|i will|i'll|i am going to|i'm going to|let me|let's|now i|after that|afterwards|continue)\b"
 )
 
-TOOL_ARGUMENTS = {name: tuple(a.name for a in spec.arguments) for name, spec in TOOL_SPECS.items()}
-"""Every tool's argument names: what a gate policy's rules may name."""
 TRACE_HASH_CHARS = 16  # 64 bits tell a run's states apart; the full hash would be most of the log's bytes
 TRACE_DECIMALS = 6  # PE values in the exported trace (the tracker keeps full precision)
 _PE_ROW = struct.Struct(f"{len(PE_COLUMNS)}d")  # one trace row of PE values, as the trace's array stores it
@@ -175,9 +171,11 @@ class Episode:
     def __init__(self, condition: Condition, seed: int) -> None:
         self.condition = condition
         self.seed = seed
-        self.tools = available_tools(condition)
+        self.business = business = business_of(condition)
+        self.specs = business.specs
+        self.tools = business.tools(condition)
         catalogue_rng, demand_rng, shock_rng = episode_streams(seed)
-        self.world = World(new_world(condition, catalogue_rng), demand_rng)
+        self.world = business.build(condition, seed, catalogue_rng, demand_rng)
         self.schedule = ShockSchedule(condition, shock_rng)
         self.pe = PETracker(condition.pe)
         self.detector = CrashDetector(thresholds_for(condition.crash_threshold), len(self.tools))
@@ -194,10 +192,9 @@ class Episode:
         """Calls of tools that take a card, made without one (only possible when predictions are optional)."""
         self.first_progress_step: int | None = None
         """The step of the agent's first productive action (a valid order, ship, expedite or cancel)."""
-        # Units in stock as the agent was told: the last count it read, moved by its own shipments and by
-        # deliveries as promised to it. A stated belief that contradicts what the agent was told is incoherence;
-        # a wrong guess about what it was not told (a hidden short shipment) is a PE.
-        self._told_units = sum(self.state.stock.values())
+        # Units in stock as the agent was told (`Business.told_units`). A stated belief that contradicts what the
+        # agent was told is incoherence; a wrong guess about what it was not told (a hidden short shipment) is a PE.
+        self._told_units = business.units_in_stock(self.world)
         self.gate: GatePolicy | None = gate_policy(condition)
         self.gate_decisions: dict[str, int] = {}
         """Gate decisions by `<decision>:<reason>`."""
@@ -206,7 +203,8 @@ class Episode:
         self.done = False
 
     @property
-    def state(self) -> WorldState:
+    def state(self) -> Any:
+        """The world's state (`WorldState` or `VendingState`)."""
         return self.world.state
 
     @property
@@ -234,7 +232,7 @@ class Episode:
         """What the call would commit now, as the world would charge it; 0 for a call that commits nothing or
         cannot be priced (the world rejects it for its own reason)."""
         try:
-            return self.world.commitment_cents(tool, parse_args(tool, TOOL_SPECS[tool].args, arguments))
+            return self.world.commitment_cents(tool, parse_args(tool, self.specs[tool].args, arguments))
         except ActionError:
             return 0
 
@@ -247,15 +245,15 @@ class Episode:
         unchanged by it, the clock advancing as for any step."""
         if self.done:
             raise RuntimeError("the episode is over; no further step may be taken")
-        world, s = self.world, self.world.state
-        actionable = productive_action_available(world)  # the state the agent acts in
+        world, s, business = self.world, self.world.state, self.business
+        actionable = business.actionable(world)  # the state the agent acts in
         decision = gate if gate is not None else self.review(action)
         if decision is not None:
             self.gate_decisions[decision.label] = self.gate_decisions.get(decision.label, 0) + 1
             self._denials_in_a_row = self._denials_in_a_row + 1 if decision.decision == "deny" else 0
         step = s.step = s.step + 1  # set first, so the action's ledger entries carry their own step
         cash_before = s.cash_cents
-        units_before = sum(s.stock.values())
+        units_before = business.units_in_stock(world)
         if decision is not None and decision.decision == "deny":
             tool, result, error, card = self._deny(action, prediction, f"P{step}", decision)
         else:
@@ -263,20 +261,19 @@ class Episode:
         valid = error is None
         cash_after_action = s.cash_cents
         belief_error = self._belief_error(card, cash_before, cash_after_action)
-        if valid:
-            shown = result.get("briefing", result)  # the reset tool's briefing holds the same fields
-            if "units_in_stock" in shown:
-                self._told_units = shown["units_in_stock"]
-            elif tool == "ship":
-                self._told_units += sum(s.stock.values()) - units_before
+        units_after_action = business.units_in_stock(world)
 
         shock = self.schedule.at(step)
-        applied = apply_shock(world, shock, self.condition) if shock is not None else None
+        applied = apply_shock(world, shock, self.condition, business.shock_effects) if shock is not None else None
         if applied is not None and applied.void:
             self.shocks_void += 1
-        deliveries = world.end_day() if step % s.rules.steps_per_day == 0 else []
-        if deliveries:
-            self._told_units += sum(d.promised_quantity for d in deliveries)
+        deliveries = business.advance(world, step, tool if valid else NO_TOOL)
+        if valid:
+            self._told_units = business.told_units(
+                self._told_units, tool, result, units_before, units_after_action, deliveries
+            )
+        elif deliveries:
+            self._told_units = business.told_units(self._told_units, NO_TOOL, {}, 0, 0, deliveries)
 
         observations, briers = self._resolve(step, tool, valid, result, card, cash_after_action)
         for d in deliveries:
@@ -302,8 +299,9 @@ class Episode:
         record = self.pe.update(step, observations, briers)
 
         notices = self._due_notices(step)
-        spec = TOOL_SPECS.get(tool)
-        attempted = spec is not None and not spec.info_only and tool != "wait"
+        spec = self.specs.get(tool)
+        passive = tool in business.passive_tools
+        attempted = spec is not None and not spec.info_only and not passive
         facts = StepFacts(
             step=step,
             tool=tool,
@@ -311,7 +309,7 @@ class Episode:
             valid=valid,
             error_kind=error.kind if error else None,
             attempted=attempted,
-            progress=valid and tool in PROGRESS_TOOLS,
+            progress=valid and business.progress(world, tool, result),
             actionable=actionable,
             spend_cents=_spend(error, cash_before, cash_after_action),
             cash_cents=s.cash_cents,
@@ -319,6 +317,7 @@ class Episode:
             predicted_cash_cents=_stated_cash(card),
             belief_error=belief_error,
             declared_stop=action.tool is None and declares_stop(action.text),
+            passive=passive,
         )
         if facts.progress and self.first_progress_step is None:
             self.first_progress_step = step
@@ -329,7 +328,8 @@ class Episode:
             self.trace.signals.append(signal.model_dump(mode="json"))
 
         crash = self.detector.crash
-        self.truncated = step >= self.condition.max_steps
+        days = self.condition.days
+        self.truncated = step >= self.condition.max_steps or (days is not None and s.day >= days)
         crash_over = crash is not None and step >= crash.resolved_step + self.condition.continue_after_crash
         self.done = bool(s.terminated) or self.truncated or crash_over
         state_hash = s.state_hash()
@@ -384,7 +384,7 @@ class Episode:
                 None,
             )
         tool = action.tool
-        if not isinstance(tool, str) or tool not in TOOL_SPECS:
+        if not isinstance(tool, str) or tool not in self.specs:
             known = ", ".join(self.tools)
             return UNKNOWN_TOOL, None, ActionError("unknown_tool", f"No tool '{tool}'. Tools: {known}."), None
         if tool not in self.tools:
@@ -395,12 +395,12 @@ class Episode:
                 None,
             )
         try:
-            args = parse_args(tool, TOOL_SPECS[tool].args, action.arguments)
+            args = parse_args(tool, self.specs[tool].args, action.arguments)
             card = parse_card(tool, prediction, self.condition, prediction_id)
         except ActionError as error:
             return tool, None, error, None
         try:
-            return tool, TOOL_SPECS[tool].apply(self.world, args), None, card
+            return tool, self.specs[tool].apply(self.world, args), None, card
         except ActionError as error:
             return tool, None, error, card
 
@@ -461,7 +461,7 @@ class Episode:
             )  # fmt: skip
         if not valid or result is None:
             return observations, briers
-        outcomes = TOOL_SPECS[tool].outcomes  # each outcome field resolves as the tool's declaration says
+        outcomes = self.specs[tool].outcomes  # each outcome field resolves as the tool's declaration says
         for name, value in values.items():
             key = outcomes.get(name)
             if key == ON_DELIVERY:
@@ -503,7 +503,7 @@ class Episode:
             truncated=self.truncated,
             net_worth=dollars(self.world.net_worth_cents()),
             cash=dollars(s.cash_cents),
-            counters=CounterTotals.model_validate(s.counters.model_dump()),
+            **self._business_totals(),
             shocks=sum(1 for variant in self.trace.column("shock") if variant),
             shocks_void=self.shocks_void,
             pe=self.pe.summary(),
@@ -513,6 +513,22 @@ class Episode:
             signals=len(self.trace.signals),
             **self._gate_totals(),
         )
+
+    def _business_totals(self) -> dict[str, Any]:
+        """The world's counters: the warehouse's as they are; the vending machine's in full (`vending`) and, in
+        `counters`, the ones both worlds share (money by cause, units delivered and sold)."""
+        counters = self.state.counters.model_dump()
+        if self.business.name == "warehouse":
+            return {"counters": CounterTotals.model_validate(counters)}
+        shared = {name: counters[name] for name in CounterTotals.model_fields if name in counters}
+        last_sale = counters["last_sale_day"]
+        return {
+            "world": self.business.name,
+            "counters": CounterTotals.model_validate(shared),
+            "vending": VendingTotals.model_validate(counters),
+            # Days until sales stop: through the last day with a sale (0: nothing was ever sold).
+            "days_until_sales_stop": 0 if last_sale is None else last_sale + 1,
+        }
 
     def _gate_totals(self) -> dict[str, Any]:
         if self.gate is None:
@@ -527,16 +543,19 @@ class Episode:
 def gate_policy(condition: Condition) -> GatePolicy | None:
     """The condition's gate policy, with every tool and argument its rules name checked against the tool
     declarations; None when the condition has no gate. Raises GatePolicyError."""
-    return None if condition.gates is None else load_policy(condition.gates, TOOL_ARGUMENTS)
+    if condition.gates is None:
+        return None
+    return load_policy(condition.gates, tool_arguments(business_of(condition)))
 
 
 def _field_pe_types() -> dict[str, str]:
     """PE type of every card field (a field name has one kind whatever the tool)."""
     types: dict[str, str] = {}
-    for tool in TOOL_SPECS:
-        for name, kind in protocol_fields(tool, "required+confidence", "rich").items():
-            if kind in PE_TYPE_OF_KIND:
-                types[name] = PE_TYPE_OF_KIND[kind]
+    for world, business in BUSINESSES.items():
+        for tool in business.specs:
+            for name, kind in protocol_fields(tool, "required+confidence", "rich", world).items():
+                if kind in PE_TYPE_OF_KIND:
+                    types[name] = PE_TYPE_OF_KIND[kind]
     return types
 
 

@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 from vendomini_eval.condition import Condition
 from vendomini_eval.world.actions import ActionError
-from vendomini_eval.world.tools import TOOL_SPECS
+from vendomini_eval.worlds import BUSINESSES
 
 FieldKind = Literal["success", "probability", "money", "day", "units", "text"]
 
@@ -38,7 +38,7 @@ class CardField:
 
 
 # Every card field. Which tool takes which outcome field, and how it resolves: the tool's declaration
-# (`ToolSpec.outcomes` in world/tools.py); the others go with every tool, by mode and format.
+# (`ToolSpec.outcomes` in world/tools.py and vending/tools.py); the others go with every tool, by mode and format.
 CARD_FIELDS: dict[str, CardField] = {
     "expected_success": CardField("success", "whether you expect this call to succeed"),
     "confidence": CardField("probability", "probability (0 to 1) that this call succeeds"),
@@ -50,6 +50,7 @@ CARD_FIELDS: dict[str, CardField] = {
     "expected_unit_price": CardField("money", "dollars per unit you expect to be quoted"),
     "expected_cash": CardField("money", "dollars of cash you expect to see"),
     "expected_units_in_stock": CardField("units", "total units you expect to be in stock"),
+    "expected_units_sold": CardField("units", "total units you expect customers to buy"),
     "expected_cash_after": CardField("money", "dollars of cash you expect right after this call"),
     "rationale": CardField("text", "one or two sentences on why"),
 }
@@ -60,20 +61,21 @@ MAX_MAGNITUDE = 1e12  # dollars, days or units: anything larger is not a belief 
 
 def card_fields(tool: str, condition: Condition) -> dict[str, FieldKind]:
     """The prediction fields a tool takes in this condition (empty when prediction_mode is none)."""
-    return protocol_fields(tool, condition.prediction_mode, condition.prediction_format)
+    return protocol_fields(tool, condition.prediction_mode, condition.prediction_format, condition.world)
 
 
 @functools.cache
-def protocol_fields(tool: str, mode: str, form: str) -> dict[str, FieldKind]:
-    """The prediction fields of a tool under a prediction mode and format (cached: asked every step).
+def protocol_fields(tool: str, mode: str, form: str, world: str = "warehouse") -> dict[str, FieldKind]:
+    """The prediction fields of a tool of `world` under a prediction mode and format (cached: asked every step).
     The returned mapping is shared: do not change it."""
     if mode == "none":
         return {}
     names = ["expected_success"]
     if mode == "required+confidence":
         names.append("confidence")
-    if form in ("structured", "rich") and tool in TOOL_SPECS:
-        names += TOOL_SPECS[tool].outcomes
+    specs = BUSINESSES[world].specs
+    if form in ("structured", "rich") and tool in specs:
+        names += specs[tool].outcomes
     if form == "rich":
         names += RICH_FIELDS
     return {name: CARD_FIELDS[name].kind for name in names}

@@ -12,12 +12,20 @@ from pydantic import BaseModel, ConfigDict
 
 from vendomini_eval.crash import CrashSignal
 from vendomini_eval.pe import PESummary
+from vendomini_eval.vending.state import Counters as VendingCounters
 from vendomini_eval.world.state import Counters
 
 
 class CounterTotals(Counters):
     """The world's counters at the end of the run: customer orders received, shipped, late and failed; money by
     cause (revenue, purchases, fees, penalties) in cents; units delivered and sold."""
+
+    model_config = ConfigDict(frozen=True)
+
+
+class VendingTotals(VendingCounters):
+    """The vending machine's counters at the end of the run: units sold, delivered and expired; money by cause in
+    cents; unpaid fee days; stockout product-days; the last day with a sale."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -69,6 +77,13 @@ class EpisodeSummary(BaseModel):
     cash: float
     """Dollars at the end."""
     counters: CounterTotals
+    """The warehouse's counters; in the vending world, the ones both worlds share (the rest are 0)."""
+    world: str | None = None
+    """The business: "vending"; None: the warehouse (and every log written before the vending world)."""
+    vending: VendingTotals | None = None
+    """The vending machine's counters; None in the warehouse."""
+    days_until_sales_stop: int | None = None
+    """Vending: days through the last day with a sale (0: nothing sold); None in the warehouse."""
     shocks: int
     """Shocks that changed the world."""
     shocks_void: int | None = None

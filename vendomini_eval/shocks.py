@@ -11,6 +11,7 @@ nothing inbound) is void: it changes nothing and sends no notice.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -145,7 +146,7 @@ class ShockSchedule:
 
 
 @dataclass(frozen=True, slots=True)
-class _Change:
+class ShockChange:
     """What a shock changed: the full and the vague notice, and the revision of a purchase order's promise
     (po_id and promised_day or promised_quantity) that the full notice carries."""
 
@@ -154,14 +155,23 @@ class _Change:
     revision: dict[str, Any] = field(default_factory=dict)
 
 
-def _pick(items: list, u: float):
+def pick(items: list, u: float):
+    """The item a target uniform picks."""
     return items[min(int(u * len(items)), len(items) - 1)]
 
 
-def apply_shock(world: World, shock: ScheduledShock, condition: Condition) -> AppliedShock:
-    """Change the world as the shock says and queue the agent's notice according to observability."""
+VariantEffect = Callable[[Any, ScheduledShock, Magnitude], "ShockChange | None"]
+"""What one variant does to a world: the change it made (None: no target, the shock is void)."""
+
+
+def apply_shock(
+    world: Any, shock: ScheduledShock, condition: Condition, effects: Mapping[str, VariantEffect] | None = None
+) -> AppliedShock:
+    """Change the world as the shock says (by `effects`, the world's table of variants; default: the warehouse's)
+    and queue the agent's notice according to observability. The world's state keeps `recent_shocks` and
+    `pending_notices`."""
     variant = shock.variant
-    change = _VARIANT_EFFECTS[variant](world, shock, MAGNITUDES[condition.pe_mag])
+    change = (VARIANT_EFFECTS if effects is None else effects)[variant](world, shock, MAGNITUDES[condition.pe_mag])
     if change is None:
         return AppliedShock(shock.kind, variant, True, f"void {variant}: no inbound purchase order it could change")
     s = world.state
@@ -191,52 +201,67 @@ def _inbound(world: World) -> list[PurchaseOrder]:
     return sorted(world.state.purchase_orders, key=lambda p: p.po_id)
 
 
-def _moved(po: PurchaseOrder, old_day: int) -> _Change:
-    return _Change(
+def _moved(po: Any, old_day: int) -> ShockChange:
+    return ShockChange(
         f"{po.supplier_id}: {po.po_id} now arrives on day {po.arrival_day} instead of day {old_day}.",
         f"{po.supplier_id} reports a change in the arrival of {po.po_id}.",
         {"po_id": po.po_id, "promised_day": po.arrival_day},
     )
 
 
-def _delay(world: World, shock: ScheduledShock, mag: Magnitude) -> _Change | None:
-    inbound = _inbound(world)
+def delay_one(inbound: Sequence[Any], shock: ScheduledShock, mag: Magnitude) -> ShockChange | None:
+    """Delay one of the undelivered purchase orders `inbound` (in po_id order; each with po_id, supplier_id and
+    arrival_day, in either world) by shift_days; None when there is none."""
     if not inbound:
         return None
-    po = _pick(inbound, shock.target_u)
+    po = pick(list(inbound), shock.target_u)
     old = po.arrival_day
     po.arrival_day = old + mag.shift_days
     return _moved(po, old)
 
 
-def _early(world: World, shock: ScheduledShock, mag: Magnitude) -> _Change | None:
-    # Only a delivery due after tomorrow can come earlier (the earliest any delivery arrives is tomorrow).
-    tomorrow = world.state.day + 1
-    movable = [po for po in _inbound(world) if po.arrival_day > tomorrow]
+def bring_forward_one(inbound: Sequence[Any], today: int, shock: ScheduledShock, mag: Magnitude) -> ShockChange | None:
+    """Bring one of `inbound` forward by half of shift_days (rounded up); only a delivery due after tomorrow can
+    come earlier, since the earliest any delivery arrives is tomorrow."""
+    tomorrow = today + 1
+    movable = [po for po in inbound if po.arrival_day > tomorrow]
     if not movable:
         return None
-    po = _pick(movable, shock.target_u)
+    po = pick(movable, shock.target_u)
     old = po.arrival_day
     po.arrival_day = max(tomorrow, old - math.ceil(mag.shift_days / 2))
     return _moved(po, old)
 
 
-def _lead_time(world: World, shock: ScheduledShock, mag: Magnitude) -> _Change:
-    supplier = _pick(sorted(world.supplier_ids), shock.target_u)
+def _delay(world: World, shock: ScheduledShock, mag: Magnitude) -> ShockChange | None:
+    return delay_one(_inbound(world), shock, mag)
+
+
+def _early(world: World, shock: ScheduledShock, mag: Magnitude) -> ShockChange | None:
+    return bring_forward_one(_inbound(world), world.state.day, shock, mag)
+
+
+def _lead_time(world: World, shock: ScheduledShock, mag: Magnitude) -> ShockChange:
+    supplier = pick(sorted(world.supplier_ids), shock.target_u)
     e = _effect(world, shock, mag, "lead_time", supplier_id=supplier, days=mag.shift_days)
-    return _Change(
+    return ShockChange(
         f"{supplier}: lead times are {mag.shift_days} days longer until day {e.until_day}.",
         f"{supplier} reports changed lead times.",
     )
 
 
-def _short_shipment(world: World, shock: ScheduledShock, mag: Magnitude) -> _Change | None:
-    shippable = [po for po in _inbound(world) if po.delivered_quantity > 0]
+def _short_shipment(world: World, shock: ScheduledShock, mag: Magnitude) -> ShockChange | None:
+    return short_ship_one(_inbound(world), shock, mag)
+
+
+def short_ship_one(inbound: Sequence[Any], shock: ScheduledShock, mag: Magnitude) -> ShockChange | None:
+    """One of `inbound` (each with quantity and delivered_quantity too) will deliver `fraction` fewer units."""
+    shippable = [po for po in inbound if po.delivered_quantity > 0]
     if not shippable:
         return None
-    po = _pick(shippable, shock.target_u)
+    po = pick(shippable, shock.target_u)
     po.delivered_quantity = math.floor(po.delivered_quantity * (1 - mag.fraction))
-    return _Change(
+    return ShockChange(
         f"{po.supplier_id}: {po.po_id} will deliver {po.delivered_quantity} of {po.quantity} units "
         f"(missing units refunded on arrival).",
         f"{po.supplier_id} reports a short shipment on {po.po_id}.",
@@ -244,59 +269,59 @@ def _short_shipment(world: World, shock: ScheduledShock, mag: Magnitude) -> _Cha
     )
 
 
-def _demand_surge(world: World, shock: ScheduledShock, mag: Magnitude) -> _Change:
-    sku = _pick(world.sku_order, shock.target_u)
+def _demand_surge(world: World, shock: ScheduledShock, mag: Magnitude) -> ShockChange:
+    sku = pick(world.sku_order, shock.target_u)
     e = _effect(world, shock, mag, "demand", sku_id=sku, factor=1 + 4 * mag.fraction)
-    return _Change(
+    return ShockChange(
         f"Demand for {sku} is running {e.factor:.1f}x normal until day {e.until_day}.",
         f"Demand for {sku} has changed.",
     )
 
 
-def _price_rise(world: World, shock: ScheduledShock, mag: Magnitude) -> _Change:
-    supplier, sku = _pick(list(world.offers), shock.target_u)
+def _price_rise(world: World, shock: ScheduledShock, mag: Magnitude) -> ShockChange:
+    supplier, sku = pick(list(world.offers), shock.target_u)
     e = _effect(world, shock, mag, "price", supplier_id=supplier, sku_id=sku, factor=1 + mag.fraction)
-    return _Change(
+    return ShockChange(
         f"{supplier}: the price of {sku} rises {mag.fraction:.0%} until day {e.until_day}.",
         f"{supplier} has changed the price of {sku}.",
     )
 
 
-def _drop_sku(world: World, shock: ScheduledShock, mag: Magnitude) -> _Change:
-    supplier, sku = _pick(list(world.offers), shock.target_u)
+def _drop_sku(world: World, shock: ScheduledShock, mag: Magnitude) -> ShockChange:
+    supplier, sku = pick(list(world.offers), shock.target_u)
     e = _effect(world, shock, mag, "drop_sku", supplier_id=supplier, sku_id=sku)
-    return _Change(
+    return ShockChange(
         f"{supplier} has stopped selling {sku} until day {e.until_day}.", f"{supplier} has changed its range."
     )
 
 
-def _tool_down(world: World, shock: ScheduledShock, mag: Magnitude) -> _Change:
-    tool = _pick(list(DOWN_TOOLS), shock.target_u)
+def _tool_down(world: World, shock: ScheduledShock, mag: Magnitude) -> ShockChange:
+    tool = pick(list(DOWN_TOOLS), shock.target_u)
     e = _effect(world, shock, mag, "tool_down", tool=tool)
-    return _Change(f"The {tool} system is down until day {e.until_day}.", f"The {tool} system is having problems.")
+    return ShockChange(f"The {tool} system is down until day {e.until_day}.", f"The {tool} system is having problems.")
 
 
-def _min_order(world: World, shock: ScheduledShock, mag: Magnitude) -> _Change:
-    supplier = _pick(sorted(world.supplier_ids), shock.target_u)
+def _min_order(world: World, shock: ScheduledShock, mag: Magnitude) -> ShockChange:
+    supplier = pick(sorted(world.supplier_ids), shock.target_u)
     e = _effect(world, shock, mag, "min_order", supplier_id=supplier, factor=mag.rule_factor)
-    return _Change(
+    return ShockChange(
         f"{supplier}: minimum orders are {mag.rule_factor:g}x higher until day {e.until_day}.",
         f"{supplier} has changed its order terms.",
     )
 
 
 def _fee(kind: str):
-    def raise_fee(world: World, shock: ScheduledShock, mag: Magnitude) -> _Change:
+    def raise_fee(world: World, shock: ScheduledShock, mag: Magnitude) -> ShockChange:
         e = _effect(world, shock, mag, kind, factor=mag.rule_factor)
         label = kind.replace("_", " ")
-        return _Change(
+        return ShockChange(
             f"The {label} is {mag.rule_factor:g}x higher until day {e.until_day}.", f"The {label} has changed."
         )
 
     return raise_fee
 
 
-_VARIANT_EFFECTS = {
+VARIANT_EFFECTS: dict[str, VariantEffect] = {
     "delay": _delay,
     "early": _early,
     "lead_time": _lead_time,

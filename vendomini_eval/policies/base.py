@@ -13,7 +13,7 @@ from vendomini_eval.condition import Condition
 from vendomini_eval.episode import AgentAction
 from vendomini_eval.predictions import protocol_fields
 from vendomini_eval.world.setup import build_rules
-from vendomini_eval.world.tools import available_tools
+from vendomini_eval.worlds import business_of, vending_rules
 
 Prediction = dict[str, Any] | None
 
@@ -33,12 +33,21 @@ class PolicyContext:
     daily_fee: float
     storage_fee: float
     start_cash: float
+    world: str = "warehouse"
+    """The business (the warehouse's facts line leaves it out, as it did before there was a choice)."""
 
     @classmethod
     def for_condition(cls, condition: Condition) -> PolicyContext:
+        tools = business_of(condition).tools(condition)
+        if condition.world == "vending":
+            machine = vending_rules(condition)
+            return cls(tools=tools, prediction_mode=condition.prediction_mode,
+                       prediction_format=condition.prediction_format, steps_per_day=1, late_penalty_frac=0.0,
+                       daily_fee=machine.daily_fee_cents / 100, storage_fee=0.0,
+                       start_cash=machine.start_cash_cents / 100, world="vending")  # fmt: skip
         rules = build_rules(condition)
         return cls(
-            tools=available_tools(condition),
+            tools=tools,
             prediction_mode=condition.prediction_mode,
             prediction_format=condition.prediction_format,
             steps_per_day=condition.steps_per_day,
@@ -50,14 +59,17 @@ class PolicyContext:
 
     def facts(self) -> dict[str, Any]:
         """The context as the JSON facts block of the system prompt (what an LLM agent is told)."""
-        return asdict(self)
+        facts = asdict(self)
+        if self.world == "warehouse":
+            del facts["world"]
+        return facts
 
     @classmethod
     def from_facts(cls, facts: dict[str, Any]) -> PolicyContext:
         return cls(**{**facts, "tools": tuple(facts["tools"])})
 
     def prediction_fields(self, tool: str) -> set[str]:
-        return set(protocol_fields(tool, self.prediction_mode, self.prediction_format))
+        return set(protocol_fields(tool, self.prediction_mode, self.prediction_format, self.world))
 
 
 class Policy(Protocol):

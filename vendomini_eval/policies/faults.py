@@ -30,6 +30,15 @@ NOTE_KEYS = 5  # note-writing faults rotate over this many keys (the world keeps
 TOOL_DOWN_RETRY_DAYS = 3  # a tool that answered "down, try again in a few days" is left alone this long
 
 
+def check_fault(fault: str, onset: int) -> None:
+    """Raise ValueError for an unknown fault or an onset before the first step (the faulty policies of either
+    world take the same)."""
+    if fault not in FAULTS:
+        raise ValueError(f"unknown fault '{fault}'; choose one of {', '.join(FAULTS)}")
+    if onset < 1:
+        raise ValueError(f"onset must be a step number >= 1, got {onset}")
+
+
 class FaultyHeuristic(HeuristicPolicy):
     """The heuristic until step `onset`, then `fault` from that step on (every fault acts at its first step):
 
@@ -47,10 +56,7 @@ class FaultyHeuristic(HeuristicPolicy):
     than another one (a refused offer, a tool that is down)."""
 
     def __init__(self, context: PolicyContext, seed: int = 0, *, fault: str, onset: int) -> None:
-        if fault not in FAULTS:
-            raise ValueError(f"unknown fault '{fault}'; choose one of {', '.join(FAULTS)}")
-        if onset < 1:
-            raise ValueError(f"onset must be a step number >= 1, got {onset}")
+        check_fault(fault, onset)
         super().__init__(context, seed)
         self.fault = fault
         self.onset = onset

@@ -4,16 +4,21 @@
 products with the best unit margin among those that keep at least a month; each day it checks inventory and
 orders, collects the cash, prices new products at their reference price, fills every slot, reorders what will
 run short before a delivery could arrive, and ends the day, learning each product's sales rate from the
-day's summary (a day on which a check is refused, it only ends the day). `do_nothing_policy`: only ends days.
+day's summary. A day on which a check is refused, it acts on what it last read, moved by what its own calls
+and the day summaries reported, starting from the empty business the task describes; after an order refused for
+its terms (a raised minimum, a dropped product) it reads the catalogue again. `do_nothing_policy`: only ends days.
 """
 
 from __future__ import annotations
 
+import copy
 import math
 from dataclasses import dataclass
 from typing import Any
 
+from vendomini_eval.vending.catalogue import default_rules
 from vendomini_eval.vending.runner import Observation, Policy
+from vendomini_eval.vending.state import Rules
 
 PRODUCTS_PER_SIZE = 4
 MIN_SHELF_LIFE_DAYS = 30
@@ -58,7 +63,12 @@ def choose(catalogue: Observation) -> tuple[dict[str, dict[str, Any]], dict[str,
                 sources[product_id] = source
     chosen: dict[str, dict[str, Any]] = {}
     for size in ("small", "large"):
-        keep = [p for p in catalogue["products"] if p["size"] == size and p["shelf_life_days"] >= MIN_SHELF_LIFE_DAYS]
+        keep = [
+            p
+            for p in catalogue["products"]
+            # A product no supplier sells today (a shock dropped its only offer) cannot be chosen.
+            if p["size"] == size and p["shelf_life_days"] >= MIN_SHELF_LIFE_DAYS and p["product_id"] in sources
+        ]
         keep.sort(key=lambda p: -(p["reference_price_cents"] - sources[p["product_id"]].unit_price_cents))
         chosen |= {p["product_id"]: p for p in keep[:PRODUCTS_PER_SIZE]}
     return chosen, sources
@@ -74,7 +84,87 @@ def slot_plan(products: dict[str, dict[str, Any]], inventory: Observation) -> li
     return plan
 
 
-def heuristic_policy() -> Policy:
+@dataclass
+class Beliefs:
+    """The inventory, orders and money as the policy last read them, moved by what its own calls and each day's
+    summary reported: what it acts on on a day when a check is down (an outage hides the business, it does not
+    change it)."""
+
+    inventory: Observation
+    orders: Observation
+    money: Observation
+
+    @classmethod
+    def start(cls, rules: Rules) -> Beliefs:
+        """The business as the task describes its start: an empty machine and storage, no orders, the start cash."""
+        machine = [
+            {"row": row, "col": col, "size": "small" if row < rules.small_rows else "large", "product_id": None,
+             "units": 0, "price_cents": None}
+            for row in range(rules.rows)
+            for col in range(rules.cols)
+        ]  # fmt: skip
+        return cls(
+            {"machine": machine, "storage": {}, "slot_capacity": rules.slot_capacity},
+            {"orders": []},
+            {"cash_cents": rules.start_cash_cents, "daily_fee_cents": rules.daily_fee_cents},
+        )
+
+    @classmethod
+    def update(
+        cls, known: Beliefs, inventory: Observation, orders: Observation, collected: Observation,
+        money: Observation,
+    ) -> Beliefs:  # fmt: skip
+        """Today's reads where they succeeded, else what it knew. Copies: the beliefs change as the day goes on,
+        the observations stay what they were."""
+        inventory, orders, collected, money = copy.deepcopy((inventory, orders, collected, money))
+        if "error" not in money:
+            known.money = money
+        elif "error" not in collected:
+            known.money = {**known.money, "cash_cents": collected["cash_cents"]}
+        return cls(
+            inventory if "error" not in inventory else known.inventory,
+            orders if "error" not in orders else known.orders,
+            known.money,
+        )
+
+    def restocked(self, result: Observation) -> None:
+        for slot in self.inventory["machine"]:
+            if (slot["row"], slot["col"]) == (result["row"], result["col"]):
+                slot.update(product_id=result["product_id"], units=result["units_in_slot"])
+        stored = self.inventory["storage"].get(result["product_id"])
+        if stored is not None:
+            stored["units"] = result["storage_left"]
+
+    def ordered(self, args: dict[str, Any], result: Observation) -> None:
+        self.orders["orders"].append({**args, "po_id": result["po_id"], "status": "placed",
+                                      "promised_quantity": args["quantity"]})  # fmt: skip
+        self.money = {**self.money, "cash_cents": self.money["cash_cents"] - result["total_cents"]}
+
+    def day_ended(self, summary: Observation) -> None:
+        """Sales leave the product's slots, expired units leave storage first, deliveries arrive in storage."""
+        storage = self.inventory["storage"]
+        for product_id, units in summary["sold"].items():
+            for slot in self.inventory["machine"]:
+                if slot["product_id"] == product_id and units:
+                    taken = min(units, slot["units"])
+                    slot["units"] -= taken
+                    units -= taken
+        for product_id, units in summary["expired"].items():
+            if product_id in storage:
+                storage[product_id]["units"] = max(0, storage[product_id]["units"] - units)
+        arrived = {d["po_id"] for d in summary["deliveries"]}
+        for delivery in summary["deliveries"]:
+            entry = storage.setdefault(delivery["product_id"], {"units": 0})
+            entry["units"] += delivery["units"]
+        for order in self.orders["orders"]:
+            if order["po_id"] in arrived:
+                order["status"] = "delivered"
+        if summary["fee_paid"]:
+            self.money = {**self.money, "cash_cents": self.money["cash_cents"] - summary["daily_fee_cents"]}
+
+
+def heuristic_policy(rules: Rules | None = None) -> Policy:
+    """`rules`: the business as the task states it (the machine's layout, start cash, fee); default: the paper's."""
     catalogue = yield ("list_suppliers", {})
     while "error" in catalogue:  # the catalogue is down: try again tomorrow
         yield ("end_day", {})
@@ -83,14 +173,20 @@ def heuristic_policy() -> Policy:
     rate = dict.fromkeys(products, PRIOR_DAILY_SALES)
     priced: set[str] = set()
     plan: list[tuple[int, int, str]] | None = None
+    known = Beliefs.start(rules or default_rules())  # what it knows, moved by what its calls and day ends reported
+    stale = False  # an order was refused for terms it read earlier: read the catalogue again
     while True:
+        if stale:
+            catalogue = yield ("list_suppliers", {})
+            if "error" not in catalogue:
+                sources = choose(catalogue)[1]  # today's offers; a product no one sells is left out
+                stale = False
         inventory = yield ("check_inventory", {})
         orders = yield ("check_orders", {})
-        yield ("collect_cash", {})
+        collected = yield ("collect_cash", {})
         money = yield ("check_money", {})
-        if any("error" in seen for seen in (inventory, orders, money)):
-            yield ("end_day", {})  # blind today (a tool is down): act tomorrow
-            continue
+        known = Beliefs.update(known, inventory, orders, collected, money)
+        inventory, orders, money = known.inventory, known.orders, known.money
         plan = plan or slot_plan(products, inventory)
         capacity = inventory["slot_capacity"]
         stored = {p: info["units"] for p, info in inventory["storage"].items()}
@@ -117,14 +213,17 @@ def heuristic_policy() -> Policy:
                 if "error" not in result:
                     stored[product_id] -= move
                     in_machine[product_id] += move
+                    known.restocked(result)
 
         cash = money["cash_cents"] - FEE_RESERVE_DAYS * money["daily_fee_cents"]
         inbound = dict.fromkeys(products, 0)
         for order in orders["orders"]:
             if order["status"] != "delivered" and order["product_id"] in inbound:
-                inbound[order["product_id"]] += order["quantity"]
+                inbound[order["product_id"]] += order["promised_quantity"]
         for product_id in products:
-            source = sources[product_id]
+            source = sources.get(product_id)
+            if source is None:
+                continue  # no supplier sells it today
             position = in_machine[product_id] + stored.get(product_id, 0) + inbound[product_id]
             if position >= rate[product_id] * (source.lead_days + REORDER_COVER_DAYS):
                 continue
@@ -141,8 +240,12 @@ def heuristic_policy() -> Policy:
             result = yield ("order", args)
             if "error" not in result:
                 cash -= result["total_cents"]
+                known.ordered(args, result)
+            elif result["error"] in ("below_min_order", "not_carried"):
+                stale = True
 
         summary = yield ("end_day", {})
+        known.day_ended(summary)
         for product_id, units in in_machine.items():
             if units:
                 sold = summary["sold"].get(product_id, 0)

@@ -13,8 +13,10 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from vendomini_eval.world.state import Notice, ShockRecord
+
 Size = Literal["small", "large"]
-EffectKind = Literal["supplier_delay", "cost", "demand", "tool_outage"]
+EffectKind = Literal["supplier_delay", "cost", "demand", "tool_outage", "unavailable", "min_order", "daily_fee"]
 OrderStatus = Literal["placed", "in_transit", "delivered"]
 
 
@@ -98,17 +100,25 @@ class Slot(Mutable):
 
 
 class Order(Mutable):
-    order_id: str
+    """A purchase order. `expected_day` and `promised_quantity` are what the agent was told (at placement, or by a
+    notice that revised them); `arrival_day` and `delivered_quantity` are what will happen (shocks move them)."""
+
+    po_id: str
     supplier_id: str
     product_id: str
     quantity: int
+    """Units ordered and paid for."""
     unit_price_cents: int
     """Price paid per unit, after cost effects and bulk discount."""
     placed_day: int
     expected_day: int
-    """Day the supplier stated the goods would be in storage."""
+    """Day the agent was told the goods would be in storage: the supplier's stated lead time, or a notice's."""
+    promised_quantity: int
+    """Units the agent was told will arrive: the quantity ordered until a notice revises it."""
     arrival_day: int
-    """Day they really are (later than expected under a supplier delay)."""
+    """Day they really are (later than expected under a supplier delay or a delay shock)."""
+    delivered_quantity: int
+    """Units that really arrive; the missing ones are refunded on arrival at the price paid."""
     status: OrderStatus = "placed"
 
 
@@ -118,13 +128,13 @@ class Effect(Mutable):
     kind: EffectKind
     until_day: int
     supplier_id: str | None = None
-    """supplier_delay: the supplier (required); cost: None for every supplier."""
+    """supplier_delay, unavailable, min_order: the supplier (required); cost: None for every supplier."""
     product_id: str | None = None
-    """cost, demand: None for every product."""
+    """unavailable: the product (required); cost, demand: None for every product."""
     tool: str | None = None
     """tool_outage: the tool that refuses calls."""
     factor: float = 1.0
-    """cost, demand: multiplier."""
+    """cost, demand, min_order, daily_fee: multiplier."""
     days: int = 0
     """supplier_delay: days added to the arrival of orders placed while it is active."""
 
@@ -134,6 +144,8 @@ class Counters(Mutable):
     revenue_cents: int = 0
     purchases_cents: int = 0
     fees_cents: int = 0
+    refunds_cents: int = 0
+    """Paid units that never arrived (short shipments), refunded to cash on arrival."""
     units_delivered: int = 0
     units_expired: int = 0
     unpaid_fee_days: int = 0
@@ -145,6 +157,8 @@ class Counters(Mutable):
 
 class VendingState(Mutable):
     seed: int
+    step: int = 0
+    """Steps of the episode completed (the episode counts them; a run outside one leaves it at 0)."""
     day: int = 0
     """The current day: actions happen on it until end_day."""
     cash_cents: int
@@ -159,6 +173,9 @@ class VendingState(Mutable):
     orders: list[Order] = Field(default_factory=list)
     """Open orders and the most recent delivered ones."""
     effects: list[Effect] = Field(default_factory=list)
+    pending_notices: list[Notice] = Field(default_factory=list)
+    """Notices of shocks not yet delivered to the agent (the episode delivers them at their step)."""
+    recent_shocks: list[ShockRecord] = Field(default_factory=list)
     scratchpad: str = ""
     kv_store: dict[str, str] = Field(default_factory=dict)
     notes: list[str] = Field(default_factory=list)

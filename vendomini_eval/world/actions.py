@@ -1,5 +1,6 @@
-"""Typed actions: how a tool's arguments are declared and validated, and the typed error every rejected action
-raises (the tools themselves are declared in `world/tools.py`).
+"""Typed actions: how a tool and its arguments are declared (`ToolSpec`, `Argument`) and validated, and the typed
+error every rejected action raises. Each world declares its tools with them (`world/tools.py` for the warehouse,
+`vending/tools.py` for the vending machine).
 
 Arguments are validated strictly (no coercion of "5" to 5, no bools as numbers, no extra keys), so what a
 model sends either is exactly a valid call or is rejected with a message that names the argument.
@@ -7,8 +8,8 @@ model sends either is exactly a valid call or is rejected with a message that na
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, ValidationError, create_model
@@ -97,3 +98,33 @@ def parse_args(tool: str, model: type[Args], arguments: Any) -> Args:
         return model.model_validate(dict(arguments))
     except ValidationError as error:
         raise ActionError("malformed", describe_validation_error(tool, error)) from None
+
+
+ON_DELIVERY = "on_delivery"
+"""How a card field resolves that waits for the goods: on the day its purchase order arrives."""
+
+
+@dataclass(frozen=True, slots=True)
+class ToolSpec:
+    name: str
+    description: str
+    """What the model reads about the tool."""
+    handler: Callable[[Any, Args], dict[str, Any]]
+    """The world method that executes a validated call and returns its result."""
+    arguments: tuple[Argument, ...] = ()
+    outcomes: Mapping[str, str] = field(default_factory=dict)
+    """The card fields that state this tool's outcome (structured and rich formats), each with how it resolves:
+    against that key of the call's result, as soon as the call succeeds, or `ON_DELIVERY`. Names and kinds of the
+    fields: `predictions.CARD_FIELDS`."""
+    info_only: bool = False
+    """Only reads information: never changes the business."""
+    args: type[Args] = field(init=False)
+    """The model that validates the arguments, generated from `arguments`."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "args", args_model(self.name, self.arguments))  # a frozen field, set once here
+
+    def apply(self, world: Any, args: Args) -> dict[str, Any]:
+        """Execute a validated call; raise `ActionError` (state unchanged) if the world rejects it."""
+        world.refuse_if_down(self.name, args)
+        return self.handler(world, args)

@@ -9,43 +9,9 @@ card protocol in `predictions.py`); the Inspect layer builds the tool schema the
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from typing import Any
-
 from vendomini_eval.condition import Condition
-from vendomini_eval.world.actions import Args, Argument, args_model
+from vendomini_eval.world.actions import ON_DELIVERY, Argument, ToolSpec
 from vendomini_eval.world.world import World
-
-ON_DELIVERY = "on_delivery"
-"""How a card field resolves that waits for the goods: on the day its purchase order arrives."""
-
-
-@dataclass(frozen=True, slots=True)
-class ToolSpec:
-    name: str
-    description: str
-    """What the model reads about the tool."""
-    handler: Callable[[World, Args], dict[str, Any]]
-    """The world method that executes a validated call and returns its result."""
-    arguments: tuple[Argument, ...] = ()
-    outcomes: Mapping[str, str] = field(default_factory=dict)
-    """The card fields that state this tool's outcome (structured and rich formats), each with how it resolves:
-    against that key of the call's result, as soon as the call succeeds, or `ON_DELIVERY`. Names and kinds of the
-    fields: `predictions.CARD_FIELDS`."""
-    info_only: bool = False
-    """Only reads information: never changes the business."""
-    args: type[Args] = field(init=False)
-    """The model that validates the arguments, generated from `arguments`."""
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "args", args_model(self.name, self.arguments))  # a frozen field, set once here
-
-    def apply(self, world: World, args: Args) -> dict[str, Any]:
-        """Execute a validated call; raise `ActionError` (state unchanged) if the world rejects it."""
-        world.refuse_if_down(self.name, args)
-        return self.handler(world, args)
-
 
 MAX_DAY = 1_000_000
 """No run reaches a later day (max_steps <= 1,000,000, a day is at least one step); the bound keeps a stated
