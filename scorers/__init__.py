@@ -21,9 +21,10 @@ from ._scorers import (
     incoherence,
     prediction_errors,
     survival,
+    vending_bench,
     vendomini_scorers,
 )
-from ._values import BUSINESS_KEYS, INCOHERENCE_KEYS, NO_CRASH, PE_KEYS, SURVIVAL_KEYS
+from ._values import BUSINESS_KEYS, INCOHERENCE_KEYS, NO_CRASH, PE_KEYS, SURVIVAL_KEYS, VENDING_KEYS
 
 __all__ = [
     "BUSINESS_KEYS",
@@ -34,6 +35,7 @@ __all__ = [
     "NO_EPISODE_REASON",
     "PE_KEYS",
     "SURVIVAL_KEYS",
+    "VENDING_KEYS",
     "business",
     "crash_rate",
     "crash_type",
@@ -46,5 +48,6 @@ __all__ = [
     "km_median_survival",
     "prediction_errors",
     "survival",
+    "vending_bench",
     "vendomini_scorers",
 ]

@@ -96,3 +96,29 @@ def crash_type_share() -> Metric:
     type declared, so that a type no run showed is reported as 0.0 rather than missing.
     """
     return frequency(categories=list(CRASH_TYPE_LABELS))
+
+
+def _floats(scores: list[SampleScore]) -> list[float]:
+    return [v for v in (s.score.as_float() for s in scores) if not math.isnan(v)]
+
+
+@metric
+def minimum() -> Metric:
+    """The smallest value over the runs (NaN with none): Vending-Bench reports the worst run beside the mean."""
+
+    def compute(scores: list[SampleScore]) -> float:
+        values = _floats(scores)
+        return min(values) if values else math.nan
+
+    return compute
+
+
+@metric
+def maximum() -> Metric:
+    """The largest value over the runs (NaN with none)."""
+
+    def compute(scores: list[SampleScore]) -> float:
+        values = _floats(scores)
+        return max(values) if values else math.nan
+
+    return compute

@@ -16,8 +16,10 @@ from inspect_ai.log import HeadlineMetric
 from inspect_ai.scorer import Score, Scorer, Target, mean, scorer, stderr
 from inspect_ai.solver import TaskState
 
+from vendomini_eval.condition import Condition
 from vendomini_eval.results import EpisodeSummary
 from vendomini_eval.solvers.store import EpisodeRecord
+from vendomini_eval.worlds import vending_rules
 
 from ._metrics import (
     crash_rate,
@@ -25,17 +27,21 @@ from ._metrics import (
     incoherence_rate,
     km_median_incoherence,
     km_median_survival,
+    maximum,
+    minimum,
 )
 from ._values import (
     BUSINESS_KEYS,
     INCOHERENCE_KEYS,
     PE_KEYS,
     SURVIVAL_KEYS,
+    VENDING_KEYS,
     business_values,
     crash_type_value,
     incoherence_values,
     pe_values,
     survival_values,
+    vending_values,
 )
 
 NO_EPISODE_REASON = "no_episode"
@@ -201,6 +207,34 @@ def prediction_errors() -> Scorer:
     return score
 
 
-def vendomini_scorers() -> list[Scorer]:
-    """The scorers every VendoMini task uses: survival, crash_type, incoherence, business, prediction_errors."""
-    return [survival(), crash_type(), incoherence(), business(), prediction_errors()]
+@scorer(metrics={**_mean_stderr(VENDING_KEYS), "net_worth": [mean(), stderr(), minimum(), maximum()]})
+def vending_bench(start_cash: float) -> Scorer:
+    """Vending-Bench's scores of a vending run (`start_cash`: the dollars it started with).
+
+    Value: net_worth (dollars: cash, cash in the machine, unsold units at wholesale cost), profitable (1/0: net
+    worth above start_cash), days_until_sales_stop (days through the last day with a sale), units_sold, revenue
+    (dollars), days run, business_failed (1/0). Metrics: mean and stderr per key; net worth also min and max.
+    """
+
+    async def score(state: TaskState, target: Target) -> Score:
+        record = state.store_as(EpisodeRecord)
+        summary = record.episode_summary()
+        if summary is None:
+            return _no_episode(record)
+        values = vending_values(summary, start_cash)
+        return Score(
+            value=values,
+            explanation=f"Net worth ${values['net_worth']:.2f} after {values['days']} days, {values['units_sold']} "
+            f"units sold, sales until day {values['days_until_sales_stop']}; {_ending(record, summary)}.",
+        )
+
+    return score
+
+
+def vendomini_scorers(condition: Condition | None = None) -> list[Scorer]:
+    """The scorers every VendoMini task uses: survival, crash_type, incoherence, business, prediction_errors; in
+    the vending world also vending_bench."""
+    scorers = [survival(), crash_type(), incoherence(), business(), prediction_errors()]
+    if condition is not None and condition.world == "vending":
+        scorers.append(vending_bench(vending_rules(condition).start_cash_cents / 100))
+    return scorers

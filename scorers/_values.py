@@ -19,6 +19,9 @@ NO_CRASH = "none"
 SURVIVAL_KEYS: tuple[str, ...] = ("time_to_crash", "crashed", "non_starter", "censored", "terminated", "steps")
 INCOHERENCE_KEYS: tuple[str, ...] = ("time_to_incoherence", "incoherent")
 BUSINESS_KEYS: tuple[str, ...] = ("net_worth", "cash", "orders_shipped", "orders_failed", "business_failed")
+VENDING_KEYS: tuple[str, ...] = (
+    "net_worth", "profitable", "days_until_sales_stop", "units_sold", "revenue", "days", "business_failed",
+)  # fmt: skip
 PE_KEYS: tuple[str, ...] = (
     *(f"pe_{series}_{stat}" for series in SERIES for stat in ("sum", "count", "mean")),
     *(f"pe_ewma_{scale}" for scale in SCALES),
@@ -63,6 +66,23 @@ def business_values(summary: EpisodeSummary) -> dict[str, float | int]:
         "cash": summary.cash,
         "orders_shipped": summary.counters.orders_shipped,
         "orders_failed": summary.counters.orders_failed,
+        "business_failed": int(summary.terminated is not None),
+    }
+
+
+def vending_values(summary: EpisodeSummary, start_cash: float) -> dict[str, float | int]:
+    """Vending-Bench's scores: net worth (dollars), profitable (1/0: net worth above the starting cash), days
+    until sales stop, units sold, revenue (dollars), days run, business failure as 1/0."""
+    totals = summary.vending
+    if totals is None:
+        raise ValueError("vending scores need a vending run's summary")
+    return {
+        "net_worth": summary.net_worth,
+        "profitable": int(summary.net_worth > start_cash),
+        "days_until_sales_stop": int(summary.days_until_sales_stop or 0),
+        "units_sold": totals.units_sold,
+        "revenue": totals.revenue_cents / 100,
+        "days": summary.days,
         "business_failed": int(summary.terminated is not None),
     }
 

@@ -104,7 +104,7 @@ def _task(experiment: str, axes: list[str], condition: Any, replications: int, e
         solver=vendomini_agent(),
         # The condition's governance gate: an approval event for every tool call (docs/METHOD.md).
         approval=gate_approval() if condition.gates is not None else None,
-        scorer=vendomini_scorers(),
+        scorer=vendomini_scorers(condition),
         headline_metric=HEADLINE_METRIC,
         name=name,
         metadata={

@@ -117,7 +117,10 @@ def _print_summary(label: str, output: RunOutput) -> None:
         f"business       {'failed: ' + summary.terminated if summary.terminated else 'running'}; "
         f"net worth ${summary.net_worth:.2f}, cash ${summary.cash:.2f}",
         f"orders         {counters.orders_shipped} shipped, {counters.orders_failed} expired, of "
-        f"{counters.orders_received}",
+        f"{counters.orders_received}"
+        if summary.vending is None
+        else f"sales          {summary.vending.units_sold} units, ${summary.vending.revenue_cents / 100:.2f}, "
+        f"until day {summary.days_until_sales_stop}",
         f"shocks         {summary.shocks}",
         "PE totals      "
         + ", ".join(f"{name} {s.sum:.2f}/{s.count}" for name, s in pe.series().items() if name in PE_TYPES),
@@ -329,6 +332,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         raise UsageError(f"{error}; install the analysis extra: pip install 'vendomini-eval[analysis]'") from None
     from vendomini_eval.analysis.gates import gates_line
     from vendomini_eval.analysis.inference import fewest_replicates
+    from vendomini_eval.analysis.vending import mixed_worlds
     from vendomini_eval.sweep.budget import final_line
 
     if args.bootstrap != 0 and args.bootstrap < fewest_replicates():
@@ -346,6 +350,9 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         raise UsageError(error) from None
     loaded = analysis.loaded
     _print_skips(loaded.skipped)
+    mixed = mixed_worlds(analysis.runs)
+    if mixed is not None:
+        print(f"{args.prog}: warning: {mixed}", file=sys.stderr)
     if not loaded.runs:  # an empty report would read as a sweep that ran and found nothing
         counts = ", ".join(f"{kind} {n}" for kind, n in sorted(loaded.skip_counts().items()))
         print(f"{args.prog}: error: no run could be read from {args.log_dir} ({counts or 'no samples'}; each file "

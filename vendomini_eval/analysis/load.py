@@ -4,7 +4,8 @@ sample fields the analysis needs (metadata and the store's EpisodeRecord); trans
 What cannot be used is counted, with the reason: an unreadable file (empty, not a zip archive, truncated, not
 an Inspect log), a log that did not finish (`started`, `cancelled`, `error`) or holds no sample, a sample with
 an error, without an episode or with a summary that does not validate, and a retried sample that a newer
-successful log holds again (eval_set retries and resumed shards can leave one run in two logs).
+successful log holds again (eval_set retries and resumed shards can leave one run in two logs). Two logs of
+one task, model and sample that ran different conditions are not a retry: the analysis stops, naming them.
 `LoadedLogs.skip_lines` gives one line per file.
 """
 
@@ -25,6 +26,7 @@ import numpy as np
 from pydantic import ValidationError
 
 from vendomini_eval.budget import LEDGER_FILE, Usage
+from vendomini_eval.condition import Condition
 from vendomini_eval.results import EpisodeSummary
 
 LOG_SUFFIX = ".eval"
@@ -197,12 +199,35 @@ def load_runs(log_dir: str | Path) -> LoadedLogs:
             if previous is None:
                 newest[item.identity] = item
                 continue
+            _same_condition(previous, item)
             keep, drop = (item, previous) if _order(item) > _order(previous) else (previous, item)
             newest[item.identity] = keep
             name = f"{item.sample_id}/e{item.epoch}"
             loaded.skipped.append(Skipped(drop.log.path, f"duplicate: newer copy in {keep.log.path}", name))
     loaded.runs = sorted(newest.values(), key=lambda r: r.run_id)
     return loaded
+
+
+_DEFAULT_CONDITION = Condition().model_dump(mode="json")
+
+
+def _condition(run: RunRecord) -> dict[str, Any]:
+    """The run's condition as stored, with a knob added since the log was written at its default."""
+    return {**_DEFAULT_CONDITION, **(run.record.get("condition") or run.metadata.get("condition") or {})}
+
+
+def _same_condition(first: RunRecord, second: RunRecord) -> None:
+    """Two logs of one task, model, sample and epoch are one run retried only if they ran one condition. Runs of
+    conditions that differ in a knob set outside the grid (`-T days=30`, then `-T days=60`) share the task's
+    name: keeping the newer would drop the other condition's runs without a word."""
+    a, b = _condition(first), _condition(second)
+    if a != b:
+        knobs = sorted(key for key in a.keys() | b.keys() if a.get(key) != b.get(key))
+        shown = ", ".join(f"{key}: {a.get(key)!r} vs {b.get(key)!r}" for key in knobs)
+        raise AnalysisInputError(
+            f"{first.log.path} and {second.log.path}: task {first.log.task} ran two conditions under one name "
+            f"({shown}); analyze them from separate log directories, or make the knob a grid axis"
+        )
 
 
 def _read_logs(paths: list[Path]) -> Iterator[tuple[LogHeader | None, list[RunRecord | Skipped]]]:

@@ -2,8 +2,9 @@
 
 Writes to the output directory: runs.csv/.parquet, steps.csv/.parquet, intervals.parquet (the time-varying
 Cox input), summary.csv (one row per experiment x condition x model), the statistics as CSV (incoherence.csv:
-the secondary endpoint by model), thresholds.csv (when checked), figures/ (each figure as PNG and SVG) and
-index.html, which embeds its figures as base64 PNG so it can be mailed alone.
+the secondary endpoint by model), vending_bench.csv (when there are vending runs), thresholds.csv (when checked),
+figures/ (each figure as PNG and SVG) and index.html, which embeds its figures as base64 PNG so it can be mailed
+alone.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from vendomini_eval.analysis.load import LoadedLogs, load_runs
 from vendomini_eval.analysis.paired import paired_observability
 from vendomini_eval.analysis.tables import condition_columns, runs_table, steps_table, write_table
 from vendomini_eval.analysis.thresholds import ThresholdsResult
+from vendomini_eval.analysis.vending import CAVEAT, SOURCES, mixed_worlds, published_table, vending_bench_table
 
 GROUP_KEYS = ("experiment", "condition_label", "model")
 HEADLINE_COVARIATE = "pe_combined_cum"
@@ -89,6 +91,9 @@ class Analysis:
     """Per experiment, model and observability arm: the within-seed comparison with full observability."""
     gates: pd.DataFrame = field(default_factory=pd.DataFrame)
     """Governance gate decisions by reason, per model and condition (`gates.gate_decisions`)."""
+    vending_bench: pd.DataFrame = field(default_factory=pd.DataFrame)
+    """The vending runs in Vending-Bench's measures, per model and condition (`vending.vending_bench_table`);
+    empty without a vending run."""
     bootstrap_replicates: int = inference.BOOTSTRAP_REPLICATES
     pool_models: bool = False
     """Rows pooled over the models were asked for (`--pool-models`)."""
@@ -122,6 +127,7 @@ def analyze(log_dir: str | Path, block: int = 1, pool_models: bool = False, plan
         aligned=stats.aligned_trajectories(runs, steps), incoherence=incoherence_by_model(runs),
         incidence=_incidence(runs), incidence_summary=_incidence_summary(runs), block=block, pool_models=pool_models,
         power=power_table(runs, planning_hr), paired=paired_observability(runs), gates=gate_decisions(runs),
+        vending_bench=vending_bench_table(runs),
         factors=stats.grid_factors(runs, names) if len(runs) else [],
         bootstrap_replicates=bootstrap_replicates, **tables,
     )  # fmt: skip
@@ -298,6 +304,8 @@ def write_report(analysis: Analysis, out_dir: str | Path) -> Path:
                      "aligned", "incoherence", "incidence", "incidence_summary", "power", "pe_adjusted", "headline",
                      "paired", "gates"):  # fmt: skip
             getattr(analysis, name).to_csv(out / f"{name}.csv", index=False)
+        if not analysis.vending_bench.empty:
+            analysis.vending_bench.to_csv(out / "vending_bench.csv", index=False)
         if analysis.thresholds is not None:
             analysis.thresholds.table().to_csv(out / "thresholds.csv", index=False)
         analysis.figures = _figures(analysis, out / "figures")
@@ -524,6 +532,9 @@ def _html(analysis: Analysis) -> str:
             f"{runs['experiment'].nunique()} experiments, {runs['condition_label'].nunique()} conditions and "
             f"{runs['model'].nunique()} models.</p>"
         )
+        mixed = mixed_worlds(runs)
+        if mixed is not None:
+            parts.append(f"<p class='note'>Warning: {html.escape(mixed)}.</p>")
         overview = runs.groupby(["experiment", "model"], dropna=False).agg(
             conditions=("condition_label", "nunique"), runs=("run_id", "count"), crashes=("crashed", "sum"),
             max_steps=("max_steps", "max"),
@@ -577,6 +588,8 @@ def _html(analysis: Analysis) -> str:
         parts.append("</body></html>")
         return "\n".join(parts)
 
+    if not analysis.vending_bench.empty:
+        parts.extend(_vending_bench_section(analysis.vending_bench))
     parts.append("<h2>Figures</h2>")
     for name, alt in FIGURES:
         parts.append(_figure(analysis, name, alt))
@@ -655,6 +668,24 @@ def _html(analysis: Analysis) -> str:
                  "<p>Not recorded in these logs.</p>")  # fmt: skip
     parts.append("</body></html>")
     return "\n".join(parts)
+
+
+def _vending_bench_section(table: pd.DataFrame) -> list[str]:
+    """Our vending runs in Vending-Bench's measures, then the published figures with their sources and the caveat."""
+    sources = "".join(f"<li>{html.escape(name)}: {html.escape(text)}</li>" for name, text in SOURCES.items())
+    return [
+        "<h2>Vending-Bench</h2>",
+        "<p>The vending runs per model and condition: net worth at the end (cash, cash in the machine, every unit "
+        "held or paid for at its wholesale value), <code>profitable_share</code>: the share of runs that ended above "
+        "their start cash; units sold; "
+        "days until sales stop (through the last day with a sale; 0 when nothing was sold) and, per run, their "
+        "share of the days it ran; business failures (the daily fee unpaid too long).</p>",
+        _long_table(table, "vending_bench"),
+        "<h3>Published figures</h3>",
+        f"<p class='note'>{html.escape(CAVEAT)}</p>",
+        f"<ul>{sources}</ul>",
+        _table(published_table()),
+    ]
 
 
 def _table(frame: pd.DataFrame) -> str:

@@ -13,6 +13,10 @@ import numpy as np
 import pandas as pd  # inspect-evals-lint: ignore[external_dependencies] -- the analysis extra; no task imports it
 
 from vendomini_eval.analysis.load import LoadedLogs, RunRecord
+from vendomini_eval.condition import Condition
+from vendomini_eval.results import EpisodeSummary
+from vendomini_eval.world.setup import build_rules
+from vendomini_eval.worlds import vending_rules
 
 STEP_COLUMNS_DROPPED = ("state_hash",)
 """Trace columns left out of the steps table: state hashes serve determinism checks, not the analysis."""
@@ -57,6 +61,24 @@ def _column(columns: dict[str, Any], name: str) -> np.ndarray:
     return np.asarray([] if values is None else values, dtype=None if values is not None and len(values) else object)
 
 
+def world_columns(summary: EpisodeSummary, condition: dict[str, Any]) -> dict[str, Any]:
+    """The business the run ran (`world`), its units sold and start cash (dollars; None when the log recorded no
+    condition), and for the vending machine its days until sales stop and whether it ended above its start cash
+    (`profitable`; None in the warehouse). The warehouse's days until sales stop come from its trace
+    (`business_metrics`)."""
+    world = summary.world or "warehouse"  # None: the warehouse, in every log written before the vending world
+    start_cash = None
+    if condition:
+        knobs = Condition.model_construct(**condition)  # not validated: old knobs, or a gate file not here, still read
+        start_cash = (vending_rules(knobs) if world == "vending" else build_rules(knobs)).start_cash_cents / 100
+    if summary.vending is None:
+        return {"world": world, "units_sold": summary.counters.units_sold, "start_cash": start_cash,
+                "profitable": None}  # fmt: skip
+    return {"world": world, "units_sold": summary.vending.units_sold,
+            "days_until_sales_stop": summary.days_until_sales_stop, "start_cash": start_cash,
+            "profitable": None if start_cash is None else summary.net_worth > start_cash}  # fmt: skip
+
+
 def run_row(run: RunRecord) -> dict[str, Any]:
     summary, pe, counters = run.summary, run.summary.pe, run.summary.counters
     metadata = {**run.log.metadata, **run.metadata}
@@ -91,6 +113,7 @@ def run_row(run: RunRecord) -> dict[str, Any]:
         "days": summary.days,
         "net_worth": summary.net_worth,
         **business_metrics((run.record.get("trace") or {}).get("columns") or {}),
+        **world_columns(summary, condition),
         "cash": summary.cash,
         "orders_shipped": counters.orders_shipped,
         "orders_failed": counters.orders_failed,
