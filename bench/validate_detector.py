@@ -23,13 +23,16 @@ Three kinds of runs (docs/METHOD.md, "Detector validation"):
 * **Latency**: signal onset - true onset over correct detections (median, and median of its absolute value).
   The decision delay (confirmation step - true onset) is reported for information.
 
+`--world vending` repeats the faults and the controls in the vending world (the validation condition with
+`world: vending` and every memory tool, no complexity levels; the LLM-like behaviours play the warehouse only).
+
 Targets (the preset given; the design's targets apply to moderate): per fault type recall >= 0.95, precision
 >= 0.95 and median |latency| <= 10 steps; heuristic false-crash rate <= 1 % at p_shock 0 and <= 2 % at 0.3 and
 0.6; breakdown behaviours recall >= 0.95 with the expected type; benign behaviours no primary crash at all.
 Exits 1 if any fails.
 
     PYTHONPATH=. python bench/validate_detector.py [--seeds 100] [--control-runs 500] [--behaviour-seeds 30]
-        [--preset moderate] [--workers 2] [--quick]
+        [--preset moderate] [--workers 2] [--quick] [--world vending]
 """
 
 from __future__ import annotations
@@ -54,6 +57,8 @@ from vendomini_eval.runner import run_policy
 
 VALIDATION = {"complexity_level": 1, "p_shock": 0.1, "prediction_mode": "required", "max_steps": 500}
 """The fault runs' condition (with the preset under test); the rest is the base condition."""
+WORLD_KNOBS = {"warehouse": {}, "vending": {"world": "vending", "memory_tools": "full"}}
+"""What each world adds to the validation and control conditions."""
 SECONDARY = ("decoupling", "slow_divergence")
 """Faults judged on the secondary endpoint (incoherence); the others are judged on the primary crash."""
 CRASH, INCOHERENCE = "crash", "incoherence"
@@ -89,6 +94,7 @@ class Job:
     level: int
     p_shock: float
     preset: str
+    world: str = "warehouse"
 
     @property
     def name(self) -> str:
@@ -166,20 +172,20 @@ def true_onset(seed: int) -> int:
     return int(np.random.default_rng((ONSET_STREAM, seed)).integers(ONSET_RANGE[0], ONSET_RANGE[1] + 1))
 
 
-def jobs(seeds: int, control_runs: int, behaviour_seeds: int, preset: str) -> list[Job]:
+def jobs(seeds: int, control_runs: int, behaviour_seeds: int, preset: str, world: str = "warehouse") -> list[Job]:
     out = [
         Job("fault", "heuristic", fault, seed, true_onset(seed), VALIDATION["complexity_level"],
-            VALIDATION["p_shock"], preset)
+            VALIDATION["p_shock"], preset, world)
         for fault in FAULTS
         for seed in range(seeds)
     ]  # fmt: skip
-    levels = list(CONTROL_LEVELS)
+    levels = list(CONTROL_LEVELS) if world == "warehouse" else [VALIDATION["complexity_level"]]
     for p_shock in CONTROL_P_SHOCKS:
         out += [
-            Job("control", "heuristic", None, CONTROL_SEED0 + i, None, levels[i % len(levels)], p_shock, preset)
+            Job("control", "heuristic", None, CONTROL_SEED0 + i, None, levels[i % len(levels)], p_shock, preset, world)
             for i in range(control_runs)
         ]
-    for name in BEHAVIOURS:
+    for name in BEHAVIOURS if world == "warehouse" else ():
         cells = [(level, p_shock) for level in BEHAVIOUR_LEVELS for p_shock in BEHAVIOUR_P_SHOCKS]
         for i in range(behaviour_seeds * len(cells)):
             seed = BEHAVIOUR_SEED0 + i
@@ -198,8 +204,9 @@ def _signal(signal: CrashSignal | None) -> Signal | None:
 def run(job: Job) -> Outcome:
     base = BEHAVIOUR_CONDITION if job.kind == "behaviour" else VALIDATION
     condition = Condition(
-        **{**base, "complexity_level": job.level, "p_shock": job.p_shock, "crash_threshold": job.preset}
-    )
+        **{**base, **WORLD_KNOBS[job.world], "complexity_level": job.level, "p_shock": job.p_shock,
+           "crash_threshold": job.preset}
+    )  # fmt: skip
     summary = run_policy(condition, job.seed, job.policy, fault=job.fault, onset=job.onset).summary
     return Outcome(job, _signal(summary.crash), _signal(summary.incoherence), summary.terminated)
 
@@ -261,10 +268,8 @@ def fault_table(outcomes: list[Outcome]) -> dict[str, dict[str, Any]]:
 def control_table(outcomes: list[Outcome]) -> dict[float, float | None]:
     """Print the heuristic's false crashes per shock level; the rates."""
     controls = [o for o in outcomes if o.job.kind == "control"]
-    print(
-        f"\ncompetent heuristic, no fault, {VALIDATION['max_steps']} steps, levels "
-        f"{CONTROL_LEVELS.start}-{CONTROL_LEVELS.stop - 1}:"
-    )
+    levels = sorted({o.job.level for o in controls})
+    print(f"\ncompetent heuristic, no fault, {VALIDATION['max_steps']} steps, levels {levels[0]}-{levels[-1]}:")
     rates: dict[float, float | None] = {}
     for p_shock in CONTROL_P_SHOCKS:
         runs = [o for o in controls if o.job.p_shock == p_shock]
@@ -331,11 +336,11 @@ def check(name: str, values: dict[str, float | None], ok: Callable[[float], bool
     return passed
 
 
-def report(outcomes: list[Outcome], preset: str, seeds: int) -> bool:
+def report(outcomes: list[Outcome], preset: str, seeds: int, world: str = "warehouse") -> bool:
     """Print the tables and the PASS/FAIL lines; True when every target passes."""
     controls = sum(1 for o in outcomes if o.job.kind == "control")
     print(
-        f"preset {preset}: {seeds} seeds per fault, condition {VALIDATION}, onset drawn from "
+        f"preset {preset}: {seeds} seeds per fault, condition {VALIDATION | WORLD_KNOBS[world]}, onset drawn from "
         f"{ONSET_RANGE[0]}..{ONSET_RANGE[1]} per seed, correct = own type on its endpoint with onset error in "
         f"[{WINDOW[0]}, {WINDOW[1]}]; precision within the endpoint, over the fault runs and {controls} control runs"
     )
@@ -388,12 +393,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--preset", choices=sorted(PRESETS), default="moderate")
     parser.add_argument("--workers", type=int, default=2, help="worker processes (1: run in this process)")
     parser.add_argument("--quick", action="store_true", help=f"smoke size, overriding the sizes: {QUICK}")
+    parser.add_argument("--world", choices=sorted(WORLD_KNOBS), default="warehouse")
     args = parser.parse_args(argv)
     if args.quick:
         vars(args).update(QUICK)
     start = time.perf_counter()
-    outcomes = list(run_all(jobs(args.seeds, args.control_runs, args.behaviour_seeds, args.preset), args.workers))
-    passed = report(outcomes, args.preset, args.seeds)
+    all_jobs = jobs(args.seeds, args.control_runs, args.behaviour_seeds, args.preset, args.world)
+    outcomes = list(run_all(all_jobs, args.workers))
+    passed = report(outcomes, args.preset, args.seeds, args.world)
     print(f"({len(outcomes)} runs in {time.perf_counter() - start:.0f} s, {args.workers} workers)")
     if args.quick:
         print("(--quick: smoke size; the rates are too noisy to judge the targets)")
