@@ -344,6 +344,19 @@ def test_net_worth_counts_goods_in_transit_at_wholesale_value() -> None:
     assert world.net_worth_cents() == RICH - result["total_cents"] + 20 * product.wholesale_cents
 
 
+@pytest.mark.parametrize("seed", range(10))
+def test_buying_never_raises_net_worth_even_at_the_bulk_discount(seed: int) -> None:
+    """Inventory is valued at the lowest price any supplier asks after its bulk discount, so no purchase (the
+    cheapest bulk order included) shows as profit: only sales raise net worth."""
+    world = new_world(seed, RICH)
+    for (supplier_id, product_id), _ in sorted(world.offers.items()):
+        threshold = world.suppliers[supplier_id].bulk_threshold_units
+        for quantity in (world.suppliers[supplier_id].min_order_units, threshold):
+            before = world.net_worth_cents()
+            call(world, "order", {"supplier_id": supplier_id, "product_id": product_id, "quantity": quantity})
+            assert world.net_worth_cents() <= before, (supplier_id, product_id, quantity)
+
+
 # ----- effects: the hooks of shocks -------------------------------------------------------------------------------
 def test_supplier_delay_makes_orders_arrive_after_the_expected_day() -> None:
     world = new_world(0, RICH)

@@ -69,6 +69,11 @@ def default_rules(start_cash_cents: int = START_CASH_CENTS) -> Rules:
     )
 
 
+def discounted(unit_price_cents: int, discount_pct: int) -> int:
+    """A unit price less a bulk discount, rounded half up in integer cents."""
+    return (unit_price_cents * (100 - discount_pct) + 50) // 100
+
+
 def build_catalogue(seed: int) -> Catalogue:
     rng = stream(seed, "catalogue")
     small = [i for i, p in enumerate(PRODUCTS) if p[1] == "small"]
@@ -93,6 +98,7 @@ def build_catalogue(seed: int) -> Catalogue:
                 bulk_discount_pct=int(rng.choice(BULK_DISCOUNT_CHOICES)),
             )
         )
+    discount_of = {supplier.supplier_id: supplier.bulk_discount_pct for supplier in suppliers}
     supplier_factor = rng.uniform(*SUPPLIER_PRICE_RANGE, n_suppliers)
     offers: list[Offer] = []
     products: list[Product] = []
@@ -110,7 +116,7 @@ def build_catalogue(seed: int) -> Catalogue:
                 name=name,
                 size=size,
                 reference_price_cents=reference,
-                wholesale_cents=min(prices.values()),
+                wholesale_cents=min(discounted(p, discount_of[s]) for s, p in prices.items()),
                 shelf_life_days=shelf_life,
                 base_sales=round(base_sales * float(rng.uniform(*BASE_SALES_SPREAD)), 3),
                 elasticity=round(float(rng.uniform(*ELASTICITY_RANGE)), 3),

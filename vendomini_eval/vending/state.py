@@ -35,7 +35,8 @@ class Product(Frozen):
     reference_price_cents: int
     """The price customers consider normal: demand is `base_sales` there."""
     wholesale_cents: int
-    """Cheapest list price among the suppliers that sell it: the unit value of inventory in net worth."""
+    """The lowest unit price any supplier asks, after its bulk discount: the unit value of inventory in net worth
+    (so buying, even in bulk, never raises net worth; only selling does)."""
     shelf_life_days: int
     base_sales: float
     """Mean units sold per day at the reference price, before calendar, weather, variety and noise (hidden)."""

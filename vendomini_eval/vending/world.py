@@ -12,6 +12,7 @@ import math
 from typing import Any, Literal, NamedTuple
 
 from vendomini_eval.vending import demand, memory
+from vendomini_eval.vending.catalogue import discounted
 from vendomini_eval.vending.state import Batch, Effect, Order, Size, Slot, VendingState
 from vendomini_eval.world.actions import ActionError, Args
 from vendomini_eval.world.state import Notice
@@ -236,7 +237,7 @@ class VendingWorld:
         supplier = self.suppliers[supplier_id]
         unit = self.list_price_cents(supplier_id, product_id)
         if quantity >= supplier.bulk_threshold_units:
-            unit = (unit * (100 - supplier.bulk_discount_pct) + 50) // 100  # rounded half up, in integers
+            unit = discounted(unit, supplier.bulk_discount_pct)
         return unit
 
     def commitment_cents(self, tool: str, a: Args) -> int:
