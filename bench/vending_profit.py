@@ -35,7 +35,7 @@ def main() -> None:
     options = parser.parse_args()
 
     experiment = load_experiment("vending_bench")
-    knobs = {"days": options.days, "p_shock": options.p_shock, "prediction_mode": options.prediction_mode}
+    knobs = {"max_days": options.days, "p_shock": options.p_shock, "prediction_mode": options.prediction_mode}
     condition = condition_for(experiment, {k: v for k, v in knobs.items() if v is not None})
     seeds = [derive_run_seed(experiment.seed, condition, replication) for replication in range(options.seeds)]
     started = time.perf_counter()

@@ -30,8 +30,8 @@ def vending_bench(
     """Runs of the vending business; anything left out takes the config's default.
 
     Args:
-      days: The run ends when this day begins (default 365), or at max_steps (default 2000), or when the
-        business fails.
+      days: The run ends when this day begins (the condition knob max_days; default 365), or at max_steps
+        (default 2000), or when the business fails.
       replications: Runs, each with its own derived seed.
       seed: Experiment seed from which the run seeds are derived.
       p_shock: Per-step shock probability (0 to 1; default 0).
@@ -40,6 +40,6 @@ def vending_bench(
         or condition (an index in grid order).
     """
     return condition_task(
-        CONFIG, replications=replications, seed=seed, days=days, p_shock=p_shock, prediction_mode=prediction_mode,
+        CONFIG, replications=replications, seed=seed, max_days=days, p_shock=p_shock, prediction_mode=prediction_mode,
         **knobs,
     )  # fmt: skip

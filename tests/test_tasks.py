@@ -22,7 +22,7 @@ KNOBS: dict[str, Any] = {
     "complexity_level": 2, "p_shock": 0.35, "pe_type_mix": "uniform", "pe_mag": "high", "observability": "delayed",
     "notice_delay_steps": 3, "prediction_mode": "required+confidence", "prediction_format": "rich",
     "pressure_level": "high", "memory_tools": "full", "recovery_tools": "all", "steps_per_day": 2, "max_steps": 25,
-    "days": 40,
+    "max_days": 40,
     "crash_threshold": "strict", "continue_after_crash": 2, "initial_cash": 420.5, "gates": "default",
     "pe.ewma_windows": [5, 50, 200],
     "pe.surprise_threshold": 0.4, "pe.temporal_half_days": 2.5,

@@ -23,7 +23,7 @@ from vendomini_eval.runner import run_policy
 from vendomini_eval.vending import demand
 
 REPO = Path(__file__).resolve().parents[1]
-SHOCKED = Condition(world="vending", p_shock=0.3, prediction_mode="required", days=40, max_steps=3000)
+SHOCKED = Condition(world="vending", p_shock=0.3, prediction_mode="required", max_days=40, max_steps=3000)
 
 
 def test_the_default_world_leaves_the_canonical_condition_and_its_seeds_as_they_were() -> None:
@@ -41,8 +41,8 @@ def test_a_warehouse_knob_is_refused_in_the_vending_world(knob: str, value: obje
         Condition(world="vending", **{knob: value})
 
 
-def test_days_ends_a_run_in_either_world_as_censored() -> None:
-    for condition in (Condition(days=4, p_shock=0.0), Condition(world="vending", days=4, p_shock=0.0)):
+def test_max_days_ends_a_run_in_either_world_as_censored() -> None:
+    for condition in (Condition(max_days=4, p_shock=0.0), Condition(world="vending", max_days=4, p_shock=0.0)):
         summary = run_policy(condition, 3).summary
         assert (summary.days, summary.truncated, summary.crashed) == (4, True, False)
 
@@ -136,12 +136,14 @@ def test_the_config_runs_its_grid_through_vendomini_run(tmp_path: Path) -> None:
                          capture_output=True, text=True, timeout=300, check=False)  # fmt: skip
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
     out = tmp_path / "report"
-    analyze = subprocess.run([vendomini, "analyze", str(tmp_path / "logs"), "--out", str(out)],
-                             capture_output=True, text=True, timeout=300, check=False)  # fmt: skip
-    assert analyze.returncode == 0, analyze.stdout[-2000:] + analyze.stderr[-2000:]
+    report = subprocess.run([vendomini, "analyze", str(tmp_path / "logs"), "--out", str(out)],
+                            capture_output=True, text=True, timeout=300, check=False)  # fmt: skip
+    assert report.returncode == 0, report.stdout[-2000:] + report.stderr[-2000:]
     table = (out / "vending_bench.csv").read_text().splitlines()
     assert len(table) == 1 + 4  # a row per condition of the grid
     assert "<h2>Vending-Bench</h2>" in (out / "index.html").read_text()
+    # The grid's two axes are its factors: no column of the run (days run, world) passes for one.
+    assert analyze(tmp_path / "logs").factors == ["p_shock", "prediction_mode"]
 
 
 def test_two_conditions_under_one_task_name_stop_the_analysis_instead_of_replacing_each_other(tmp_path: Path) -> None:
@@ -150,7 +152,7 @@ def test_two_conditions_under_one_task_name_stop_the_analysis_instead_of_replaci
     for days in (2, 3):
         done = inspect_eval("tasks/vending_bench.py", "-T", f"days={days}", "-T", "replications=1", log_dir=tmp_path)
         assert done.returncode == 0, done.stderr[-2000:]
-    with pytest.raises(AnalysisInputError, match=r"ran two conditions under one name \(days: 2 vs 3\)"):
+    with pytest.raises(AnalysisInputError, match=r"ran two conditions under one name \(max_days: 2 vs 3\)"):
         analyze(tmp_path)
 
 

@@ -15,7 +15,7 @@ from vendomini_eval.policies import FAULTS, Policy, PolicyContext, make_policy
 from vendomini_eval.policies.vending import FaultyVendingHeuristic, VendingHeuristic
 
 DAYS = 30
-BUSINESS = Condition(world="vending", p_shock=0.0, days=DAYS, max_steps=2000)
+BUSINESS = Condition(world="vending", p_shock=0.0, max_days=DAYS, max_steps=2000)
 PROTOCOLS = [("structured", "required"), ("rich", "required"), ("structured", "required+confidence"),
              ("rich", "required+confidence")]  # fmt: skip
 SEEDS = (0, 1, 2)

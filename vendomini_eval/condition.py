@@ -68,7 +68,7 @@ class Condition(Strict):
     recovery_tools: RecoveryTools = "none"
     steps_per_day: int = Field(1, ge=1, le=100)
     max_steps: int = Field(500, ge=1, le=1_000_000)
-    days: int | None = Field(None, ge=1, le=1_000_000)
+    max_days: int | None = Field(None, ge=1, le=1_000_000)
     """The run ends (censored, like max_steps) when this day begins; None: only max_steps bounds it."""
     crash_threshold: CrashPreset = "moderate"
     continue_after_crash: int = Field(0, ge=0)

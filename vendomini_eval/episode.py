@@ -328,8 +328,8 @@ class Episode:
             self.trace.signals.append(signal.model_dump(mode="json"))
 
         crash = self.detector.crash
-        days = self.condition.days
-        self.truncated = step >= self.condition.max_steps or (days is not None and s.day >= days)
+        max_days = self.condition.max_days
+        self.truncated = step >= self.condition.max_steps or (max_days is not None and s.day >= max_days)
         crash_over = crash is not None and step >= crash.resolved_step + self.condition.continue_after_crash
         self.done = bool(s.terminated) or self.truncated or crash_over
         state_hash = s.state_hash()

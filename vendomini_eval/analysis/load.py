@@ -218,7 +218,7 @@ def _condition(run: RunRecord) -> dict[str, Any]:
 
 def _same_condition(first: RunRecord, second: RunRecord) -> None:
     """Two logs of one task, model, sample and epoch are one run retried only if they ran one condition. Runs of
-    conditions that differ in a knob set outside the grid (`-T days=30`, then `-T days=60`) share the task's
+    conditions that differ in a knob set outside the grid (`-T max_days=30`, then `-T max_days=60`) share the task's
     name: keeping the newer would drop the other condition's runs without a word."""
     a, b = _condition(first), _condition(second)
     if a != b:
