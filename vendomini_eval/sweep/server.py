@@ -2,10 +2,11 @@
 llama-cpp-python) for `openai-api/llama-cpp/` GGUF models on CPUs, on one machine or a SLURM node.
 
 `serve(spec)` holds one server for the length of a `with` block: bound to 127.0.0.1 on a free port, with a key of
-its own, in a process group of its own. It waits until the server answers (failing at once if it exits), yields
-the environment of the eval's child process (base URL and key, read by Inspect's providers) and stops the whole
-process group when the block ends, when SIGTERM, SIGHUP or SIGINT arrives, and, through the kernel's parent-death
-signal, when this process is killed outright. The key reaches the server and the child through their environment
+its own, in a process group of its own. It waits until the server answers (failing at once if it exits; a server
+that exits later, while held, stops the run with ServerFailed), yields the environment of the eval's child
+process (base URL and key, read by Inspect's providers) and stops the whole process group when the block ends,
+when SIGTERM, SIGHUP or SIGINT arrives, and, through the kernel's parent-death signal, when this process is killed
+outright. The key reaches the server and the child through their environment
 only: never a command line (which `ps` shows), a manifest, a log or an error message.
 """
 
@@ -335,5 +336,26 @@ def serve(
         base_url = f"http://127.0.0.1:{port}/v1"
         log(f"model server healthy after ~{time.monotonic() - started:.0f} s: {base_url}")
         no_proxy = ",".join(filter(None, ["127.0.0.1,localhost", os.environ.get("NO_PROXY")]))
-        yield {f"{client_prefix}_BASE_URL": base_url, f"{client_prefix}_API_KEY": key, "NO_PROXY": no_proxy,
-               "no_proxy": no_proxy}  # fmt: skip
+        held, died = threading.Event(), []
+        held.set()
+        stack.callback(held.clear)  # runs before stop_server: a server stopped here is not one that died
+        threading.Thread(target=_watch, args=(process, held, died, log), daemon=True).start()
+        try:
+            yield {f"{client_prefix}_BASE_URL": base_url, f"{client_prefix}_API_KEY": key, "NO_PROXY": no_proxy,
+                   "no_proxy": no_proxy}  # fmt: skip
+        except BaseException:
+            if died:  # the watcher's signal stopped the run: say why, not which signal
+                raise ServerFailed(f"the model server exited (status {died[0]}) during the run") from None
+            raise
+
+
+def _watch(
+    process: subprocess.Popen[bytes], held: threading.Event, died: list[int], log: Callable[[str], None]
+) -> None:
+    """While the server is held, its exit (a crash, the OOM killer) stops the run with SIGTERM to this process:
+    the eval's requests would otherwise wait on a dead server until their retries run out, hours on a cluster."""
+    status = process.wait()
+    if held.is_set():
+        died.append(status)
+        log(f"the model server (pid {process.pid}) exited with status {status} during the run: stopping the run")
+        os.kill(os.getpid(), signal.SIGTERM)
