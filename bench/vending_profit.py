@@ -20,7 +20,7 @@ from vendomini_eval.experiments import condition_for, derive_run_seed, load_expe
 from vendomini_eval.runner import run_policy
 from vendomini_eval.vending.heuristic import do_nothing_policy
 from vendomini_eval.vending.runner import run_policy as run_world_policy
-from vendomini_eval.worlds import vending_rules
+from vendomini_eval.worlds import business_of
 
 TARGET_SHARE = 0.95
 FAILURE_HORIZON_DAYS = 1_000
@@ -41,7 +41,7 @@ def main() -> None:
     started = time.perf_counter()
     summaries = [run_policy(condition, seed).summary for seed in seeds]
     elapsed = time.perf_counter() - started
-    start_cash = vending_rules(condition).start_cash_cents / 100
+    start_cash = business_of(condition).rules(condition).start_cash_cents / 100
     worth = [s.net_worth for s in summaries]
     share = sum(w > start_cash for w in worth) / len(worth)
     totals = [s.vending for s in summaries if s.vending is not None]

@@ -19,7 +19,7 @@ from inspect_ai.solver import TaskState
 from vendomini_eval.condition import Condition
 from vendomini_eval.results import EpisodeSummary
 from vendomini_eval.solvers.store import EpisodeRecord
-from vendomini_eval.worlds import vending_rules
+from vendomini_eval.worlds import business_of
 
 from ._metrics import (
     crash_rate,
@@ -236,5 +236,5 @@ def vendomini_scorers(condition: Condition | None = None) -> list[Scorer]:
     the vending world also vending_bench."""
     scorers = [survival(), crash_type(), incoherence(), business(), prediction_errors()]
     if condition is not None and condition.world == "vending":
-        scorers.append(vending_bench(vending_rules(condition).start_cash_cents / 100))
+        scorers.append(vending_bench(business_of(condition).rules(condition).start_cash_cents / 100))
     return scorers

@@ -18,6 +18,7 @@ from vendomini_eval.condition import Condition
 from vendomini_eval.episode import AgentAction, Episode, gate_policy
 from vendomini_eval.experiments import condition_for, derive_run_seed, load_experiment
 from vendomini_eval.gates import GatePolicyError
+from vendomini_eval.policies import PolicyContext, make_policy
 from vendomini_eval.results import EpisodeSummary
 from vendomini_eval.runner import run_policy
 from vendomini_eval.vending import demand
@@ -172,3 +173,35 @@ def test_the_vending_gate_policy_prices_orders_in_this_world_and_the_warehouse_o
     assert episode.state.cash_cents == 50_000 and not episode.state.orders  # not executed
     small = AgentAction("order", {**big.arguments, "quantity": max(5_000 // price, supplier["min_order_units"])})
     assert episode.step(small).valid
+
+
+@pytest.mark.parametrize(("seed", "fault"), [(2, None), (3, "stall"), (4, "looping")])
+def test_the_cards_content_never_decides_the_crash_in_this_world(seed: int, fault: str | None) -> None:
+    """Each call played twice in lockstep: once with the policy's own card, once with a card that states the
+    opposite (failure expected, confidence flipped, every number wildly wrong but valid). The world and the primary
+    endpoint are the same; only the PE differs."""
+    condition = SHOCKED.model_copy(update={"prediction_mode": "required+confidence"})
+    policy = make_policy("heuristic", PolicyContext.for_condition(condition), seed, fault=fault,
+                         onset=60 if fault else None)  # fmt: skip
+    honest, contrary = Episode(condition, seed), Episode(condition, seed)
+    observation = None
+    while not honest.done:
+        action, card = policy.act(observation)
+        observation = honest.step(action, card).observation()
+        contrary.step(action, {k: _opposite(k, v) for k, v in card.items()})
+    assert honest.state.state_hash() == contrary.state.state_hash()
+    ours, theirs = honest.summary(), contrary.summary()
+    assert (theirs.crashed, theirs.crash_type, theirs.time_to_crash) == (ours.crashed, ours.crash_type,
+                                                                         ours.time_to_crash)  # fmt: skip
+    assert fault is None or ours.crashed  # the faults do crash: not a comparison of two quiet runs
+    assert theirs.pe.combined.sum > ours.pe.combined.sum
+
+
+def _opposite(name: str, value: object) -> object:
+    if isinstance(value, bool):
+        return not value
+    if name == "confidence":
+        return 1 - value
+    if isinstance(value, str):
+        return value
+    return 999_999

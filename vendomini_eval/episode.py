@@ -31,7 +31,7 @@ from vendomini_eval.pe import (
     temporal_pe,
 )
 from vendomini_eval.predictions import PE_TYPE_OF_KIND, PredictionCard, card_fields, parse_card, protocol_fields
-from vendomini_eval.results import CounterTotals, EpisodeSummary, VendingTotals
+from vendomini_eval.results import EpisodeSummary
 from vendomini_eval.shocks import ShockSchedule, apply_shock
 from vendomini_eval.world.actions import ON_DELIVERY, ActionError, parse_args
 from vendomini_eval.world.world import dollars
@@ -503,7 +503,7 @@ class Episode:
             truncated=self.truncated,
             net_worth=dollars(self.world.net_worth_cents()),
             cash=dollars(s.cash_cents),
-            **self._business_totals(),
+            **self.business.totals(self.world),
             shocks=sum(1 for variant in self.trace.column("shock") if variant),
             shocks_void=self.shocks_void,
             pe=self.pe.summary(),
@@ -513,22 +513,6 @@ class Episode:
             signals=len(self.trace.signals),
             **self._gate_totals(),
         )
-
-    def _business_totals(self) -> dict[str, Any]:
-        """The world's counters: the warehouse's as they are; the vending machine's in full (`vending`) and, in
-        `counters`, the ones both worlds share (money by cause, units delivered and sold)."""
-        counters = self.state.counters.model_dump()
-        if self.business.name == "warehouse":
-            return {"counters": CounterTotals.model_validate(counters)}
-        shared = {name: counters[name] for name in CounterTotals.model_fields if name in counters}
-        last_sale = counters["last_sale_day"]
-        return {
-            "world": self.business.name,
-            "counters": CounterTotals.model_validate(shared),
-            "vending": VendingTotals.model_validate(counters),
-            # Days until sales stop: through the last day with a sale (0: nothing was ever sold).
-            "days_until_sales_stop": 0 if last_sale is None else last_sale + 1,
-        }
 
     def _gate_totals(self) -> dict[str, Any]:
         if self.gate is None:

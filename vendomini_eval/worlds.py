@@ -17,6 +17,7 @@ import numpy as np
 
 from vendomini_eval.actionability import PROGRESS_TOOLS, productive_action_available
 from vendomini_eval.condition import Condition
+from vendomini_eval.results import CounterTotals, VendingTotals
 from vendomini_eval.shocks import VARIANT_EFFECTS, VariantEffect
 from vendomini_eval.vending import shocks as vending_shocks
 from vendomini_eval.vending.catalogue import START_CASH_CENTS, default_rules, new_state
@@ -24,7 +25,7 @@ from vendomini_eval.vending.state import Rules
 from vendomini_eval.vending.tools import TOOLS as VENDING_SPECS
 from vendomini_eval.vending.world import VendingWorld
 from vendomini_eval.world.actions import ToolSpec
-from vendomini_eval.world.setup import new_world
+from vendomini_eval.world.setup import build_rules, new_world
 from vendomini_eval.world.tools import TOOL_SPECS, available_tools
 from vendomini_eval.world.world import World
 
@@ -36,6 +37,8 @@ class Business:
     """Every tool of this world, declared once."""
     tools: Callable[[Condition], tuple[str, ...]]
     """The tools a condition offers, in a stable order."""
+    rules: Callable[[Condition], Any]
+    """The rules a condition's world enforces (its `Rules`: start cash, fees, ...), as the system prompt states them."""
     build: Callable[[Condition, int, np.random.Generator, np.random.Generator], Any]
     """The world of a run: (condition, run seed, catalogue stream, demand stream)."""
     passive_tools: frozenset[str]
@@ -52,6 +55,8 @@ class Business:
     """The units in stock as the agent was told, after a valid call: (told before, tool, result, units before the
     call, units after it, deliveries of the step)."""
     shock_effects: Mapping[str, VariantEffect]
+    totals: Callable[[Any], dict[str, Any]]
+    """The run summary's fields of the world's counters (`EpisodeSummary.counters`, and the world's own)."""
 
 
 # ----- the warehouse -------------------------------------------------------------------------------------------
@@ -61,6 +66,10 @@ def _warehouse_world(condition: Condition, seed: int, catalogue: np.random.Gener
 
 def _warehouse_advance(world: World, step: int, tool: str) -> Sequence[Any]:
     return world.end_day() if step % world.state.rules.steps_per_day == 0 else []
+
+
+def _warehouse_totals(world: World) -> dict[str, Any]:
+    return {"counters": CounterTotals.model_validate(world.state.counters.model_dump())}
 
 
 def _warehouse_told(told: int, tool: str, result: dict[str, Any], before: int, after: int, deliveries) -> int:
@@ -78,6 +87,7 @@ WAREHOUSE = Business(
     name="warehouse",
     specs=TOOL_SPECS,
     tools=available_tools,
+    rules=build_rules,
     build=_warehouse_world,
     passive_tools=frozenset({"wait"}),
     actionable=productive_action_available,
@@ -86,6 +96,7 @@ WAREHOUSE = Business(
     units_in_stock=lambda world: sum(world.state.stock.values()),
     told_units=_warehouse_told,
     shock_effects=VARIANT_EFFECTS,
+    totals=_warehouse_totals,
 )
 
 
@@ -118,9 +129,18 @@ def _vending_world(condition: Condition, seed: int, catalogue, demand) -> Vendin
     return VendingWorld(new_state(seed, vending_rules(condition).start_cash_cents))
 
 
-def _vending_units(world: VendingWorld) -> int:
-    s = world.state
-    return sum(slot.units for slot in s.slots) + sum(b.units for batches in s.storage.values() for b in batches)
+def _vending_totals(world: VendingWorld) -> dict[str, Any]:
+    """The machine's counters in full (`vending`) and, in `counters`, the ones both worlds share (money by cause,
+    units delivered and sold)."""
+    counters = world.state.counters.model_dump()
+    last_sale = counters["last_sale_day"]
+    return {
+        "world": "vending",
+        "counters": CounterTotals.model_validate({k: counters[k] for k in CounterTotals.model_fields if k in counters}),
+        "vending": VendingTotals.model_validate(counters),
+        # Days until sales stop: through the last day with a sale (0: nothing was ever sold).
+        "days_until_sales_stop": 0 if last_sale is None else last_sale + 1,
+    }
 
 
 def _vending_told(told: int, tool: str, result: dict[str, Any], before: int, after: int, deliveries) -> int:
@@ -135,14 +155,16 @@ VENDING = Business(
     name="vending",
     specs=VENDING_SPECS,
     tools=_vending_tools,
+    rules=vending_rules,
     build=_vending_world,
     passive_tools=frozenset({"end_day"}),
     actionable=lambda world: world.productive_action_available(),
     progress=lambda world, tool, result: world.is_progress(tool, result),
     advance=lambda world, step, tool: world.last_deliveries if tool == "end_day" else (),
-    units_in_stock=_vending_units,
+    units_in_stock=lambda world: world.units_in_stock(),
     told_units=_vending_told,
     shock_effects=vending_shocks.VARIANT_EFFECTS,
+    totals=_vending_totals,
 )
 
 BUSINESSES = {business.name: business for business in (WAREHOUSE, VENDING)}

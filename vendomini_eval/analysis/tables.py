@@ -15,8 +15,7 @@ import pandas as pd  # inspect-evals-lint: ignore[external_dependencies] -- the 
 from vendomini_eval.analysis.load import LoadedLogs, RunRecord
 from vendomini_eval.condition import Condition
 from vendomini_eval.results import EpisodeSummary
-from vendomini_eval.world.setup import build_rules
-from vendomini_eval.worlds import vending_rules
+from vendomini_eval.worlds import BUSINESSES
 
 STEP_COLUMNS_DROPPED = ("state_hash",)
 """Trace columns left out of the steps table: state hashes serve determinism checks, not the analysis."""
@@ -70,7 +69,7 @@ def world_columns(summary: EpisodeSummary, condition: dict[str, Any]) -> dict[st
     start_cash = None
     if condition:
         knobs = Condition.model_construct(**condition)  # not validated: old knobs, or a gate file not here, still read
-        start_cash = (vending_rules(knobs) if world == "vending" else build_rules(knobs)).start_cash_cents / 100
+        start_cash = BUSINESSES[world].rules(knobs).start_cash_cents / 100
     if summary.vending is None:
         return {"world": world, "units_sold": summary.counters.units_sold, "start_cash": start_cash,
                 "profitable": None}  # fmt: skip

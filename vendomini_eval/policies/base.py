@@ -12,8 +12,7 @@ from typing import Any, Protocol
 from vendomini_eval.condition import Condition
 from vendomini_eval.episode import AgentAction
 from vendomini_eval.predictions import protocol_fields
-from vendomini_eval.world.setup import build_rules
-from vendomini_eval.worlds import business_of, vending_rules
+from vendomini_eval.worlds import business_of
 
 Prediction = dict[str, Any] | None
 
@@ -38,23 +37,19 @@ class PolicyContext:
 
     @classmethod
     def for_condition(cls, condition: Condition) -> PolicyContext:
-        tools = business_of(condition).tools(condition)
-        if condition.world == "vending":
-            machine = vending_rules(condition)
-            return cls(tools=tools, prediction_mode=condition.prediction_mode,
-                       prediction_format=condition.prediction_format, steps_per_day=1, late_penalty_frac=0.0,
-                       daily_fee=machine.daily_fee_cents / 100, storage_fee=0.0,
-                       start_cash=machine.start_cash_cents / 100, world="vending")  # fmt: skip
-        rules = build_rules(condition)
+        business = business_of(condition)
+        rules = business.rules(condition)
         return cls(
-            tools=tools,
+            tools=business.tools(condition),
             prediction_mode=condition.prediction_mode,
             prediction_format=condition.prediction_format,
             steps_per_day=condition.steps_per_day,
-            late_penalty_frac=rules.late_penalty_frac,
+            # the vending machine has neither late shipments nor a storage fee
+            late_penalty_frac=getattr(rules, "late_penalty_frac", 0.0),
             daily_fee=rules.daily_fee_cents / 100,
-            storage_fee=rules.storage_fee_cents / 100,
+            storage_fee=getattr(rules, "storage_fee_cents", 0) / 100,
             start_cash=rules.start_cash_cents / 100,
+            world=condition.world,
         )
 
     def facts(self) -> dict[str, Any]:

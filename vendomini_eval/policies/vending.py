@@ -26,7 +26,7 @@ from vendomini_eval.episode import AgentAction
 from vendomini_eval.policies.base import PolicyContext, Prediction
 from vendomini_eval.policies.faults import check_fault
 from vendomini_eval.vending.catalogue import default_rules
-from vendomini_eval.vending.heuristic import PRIOR_DAILY_SALES, SALES_SMOOTHING, Source, heuristic_policy
+from vendomini_eval.vending.heuristic import PRIOR_DAILY_SALES, Source, heuristic_policy, next_rate
 from vendomini_eval.world.world import dollars
 from vendomini_eval.worlds import VENDING
 
@@ -161,10 +161,7 @@ class VendingHeuristic:
         # Kept across reads: an offer missing today (a shock) still prices an order placed from an earlier read.
         for s in result["suppliers"]:
             for product_id, price in s["unit_prices_cents"].items():
-                self.beliefs.offers[(s["supplier_id"], product_id)] = Source(
-                    s["supplier_id"], price, s["lead_days"], s["min_order_units"], s["bulk_threshold_units"],
-                    s["bulk_discount_pct"],
-                )  # fmt: skip
+                self.beliefs.offers[(s["supplier_id"], product_id)] = Source.listed(s, price)
 
     def _seen_check_inventory(self, result: dict[str, Any], _: dict[str, Any]) -> None:
         b = self.beliefs
@@ -199,9 +196,7 @@ class VendingHeuristic:
         for product_id, in_slots in b.in_machine.items():
             sold = result["sold"].get(product_id, 0)
             if in_slots:
-                rate = b.sales_rate.get(product_id, PRIOR_DAILY_SALES)
-                observed = max(sold, rate) if sold >= in_slots else sold
-                b.sales_rate[product_id] = rate + SALES_SMOOTHING * (observed - rate)
+                b.sales_rate[product_id] = next_rate(b.sales_rate.get(product_id, PRIOR_DAILY_SALES), sold, in_slots)
             b.in_machine[product_id] = max(0, in_slots - sold)
         delivered = sum(d["units"] for d in result["deliveries"])
         b.units_in_stock += delivered - result["units_sold"] - sum(result["expired"].values())

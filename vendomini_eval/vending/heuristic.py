@@ -16,7 +16,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from vendomini_eval.vending.catalogue import default_rules
+from vendomini_eval.vending.catalogue import default_rules, discounted
 from vendomini_eval.vending.runner import Observation, Policy
 from vendomini_eval.vending.state import Rules
 
@@ -45,10 +45,23 @@ class Source:
     bulk_threshold_units: int
     bulk_discount_pct: int
 
+    @classmethod
+    def listed(cls, supplier: Observation, price_cents: int) -> Source:
+        """One price of a supplier's row in list_suppliers, with the supplier's terms."""
+        return cls(supplier["supplier_id"], price_cents, supplier["lead_days"], supplier["min_order_units"],
+                   supplier["bulk_threshold_units"], supplier["bulk_discount_pct"])  # fmt: skip
+
     def unit_price(self, quantity: int) -> int:
         if quantity >= self.bulk_threshold_units:
-            return (self.unit_price_cents * (100 - self.bulk_discount_pct) + 50) // 100
+            return discounted(self.unit_price_cents, self.bulk_discount_pct)
         return self.unit_price_cents
+
+
+def next_rate(rate: float, sold: int, stocked: int) -> float:
+    """The sales rate after a day that sold `sold` of `stocked` units: a sell-out hides demand, so it reads as at
+    least the current rate."""
+    observed = max(sold, rate) if sold >= stocked else sold
+    return rate + SALES_SMOOTHING * (observed - rate)
 
 
 def choose(catalogue: Observation) -> tuple[dict[str, dict[str, Any]], dict[str, Source]]:
@@ -56,8 +69,7 @@ def choose(catalogue: Observation) -> tuple[dict[str, dict[str, Any]], dict[str,
     sources: dict[str, Source] = {}
     for s in catalogue["suppliers"]:
         for product_id, price in s["unit_prices_cents"].items():
-            source = Source(s["supplier_id"], price, s["lead_days"], s["min_order_units"],
-                            s["bulk_threshold_units"], s["bulk_discount_pct"])  # fmt: skip
+            source = Source.listed(s, price)
             best = sources.get(product_id)
             if best is None or (price, source.lead_days) < (best.unit_price_cents, best.lead_days):
                 sources[product_id] = source
@@ -249,8 +261,7 @@ def heuristic_policy(rules: Rules | None = None) -> Policy:
         for product_id, units in in_machine.items():
             if units:
                 sold = summary["sold"].get(product_id, 0)
-                observed = max(sold, rate[product_id]) if sold >= units else sold  # a sell-out hides demand
-                rate[product_id] += SALES_SMOOTHING * (observed - rate[product_id])
+                rate[product_id] = next_rate(rate[product_id], sold, units)
 
 
 def do_nothing_policy() -> Policy:

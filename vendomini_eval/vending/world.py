@@ -154,6 +154,10 @@ class VendingWorld:
     def slot_size(self, row: int) -> Size:
         return "small" if row < self.state.rules.small_rows else "large"
 
+    def units_in_stock(self) -> int:
+        """Units in the machine's slots and in storage."""
+        return sum(slot.units for slot in self.state.slots) + sum(map(self._stored_units, self.state.storage))
+
     def _stored_units(self, product_id: str) -> int:
         return sum(b.units for b in self.state.storage.get(product_id, []))
 
@@ -187,8 +191,7 @@ class VendingWorld:
             p: {"units": sum(b.units for b in batches), "next_expiry_day": batches[0].expiry_day}
             for p, batches in sorted(s.storage.items())
         }
-        units_in_stock = sum(slot.units for slot in s.slots) + sum(info["units"] for info in storage.values())
-        return {"day": s.day, "machine": machine, "storage": storage, "units_in_stock": units_in_stock,
+        return {"day": s.day, "machine": machine, "storage": storage, "units_in_stock": self.units_in_stock(),
                 "slot_capacity": r.slot_capacity}  # fmt: skip
 
     def _do_check_money(self, _: Args) -> dict[str, Any]:
